@@ -1,0 +1,101 @@
+"""Features stored per day beside the data: built in bulk at ``init``, then one day per arrival."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from m5ops.atomic import atomic_path
+from m5ops.data.features import (
+    HISTORY_DAYS,
+    attach_ids,
+    calendar_features,
+    compute_block,
+    day_frame,
+)
+from m5ops.data.schema import M5Dataset, day_label
+from m5ops.data.store import DayStore
+from m5ops.errors import DataError
+
+_FEATURE_FILE = re.compile(r"^day=(\d{6})\.parquet$")
+SERIES_CHUNK = 8192
+
+
+class FeatureStore:
+    """One Parquet file of feature rows per day under ``<workspace>/features``."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def stored_days(self) -> list[int]:
+        """Days whose features are stored, ascending."""
+        if not self.root.is_dir():
+            return []
+        found = (_FEATURE_FILE.match(name) for name in os.listdir(self.root))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def write_day(self, frame: pd.DataFrame) -> Path:
+        """Store one day's feature rows atomically (a rebuilt day replaces the old file)."""
+        day = int(frame["day"].iloc[0])
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / f"day={day:06d}.parquet"
+        with atomic_path(final) as tmp:
+            frame.to_parquet(tmp, index=False)
+        return final
+
+    def read(self, start: int, end: int, series: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+        """Feature rows of days start..end with the series' categorical ids attached."""
+        paths = [self.root / f"day={day:06d}.parquet" for day in range(start, end + 1)]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise DataError(
+                f"features of {len(missing)} day(s) in {day_label(start)}..{day_label(end)} are not built "
+                f"(first missing: {missing[0].name}); run 'm5ops tick' to build them"
+            )
+        wanted = None if columns is None else sorted(set(columns) | {"series", "day"})
+        tables = [pq.read_table(p, columns=wanted) for p in paths]
+        frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+        return attach_ids(frame.drop(columns=["price_max"], errors="ignore"), series)
+
+    def price_max(self, day: int) -> np.ndarray | None:
+        """The running price maximum stored with a day's features, if that day is built."""
+        path = self.root / f"day={day:06d}.parquet"
+        if not path.is_file():
+            return None
+        return pq.read_table(path, columns=["price_max"]).column("price_max").to_numpy(zero_copy_only=False)
+
+    def build_all(self, data: M5Dataset, calendar: pd.DataFrame, progress=None) -> None:
+        """Features of every day of a data set, computed in chunks of series to bound memory."""
+        cal = calendar_features(calendar)
+        days = range(data.first_day, data.last_day + 1)
+        blocks = [
+            (rows, compute_block(data.sales[rows], data.prices[rows], data.first_day, data.first_day))
+            for rows in _chunks(data.n_series, SERIES_CHUNK)
+        ]
+        states = data.series["state_id"]
+        for j, _day in enumerate(progress(days) if progress else days):
+            parts = [day_frame(block, j, cal, states.iloc[rows]) for rows, block in blocks]
+            frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            frame["series"] = np.arange(data.n_series, dtype=np.int32)
+            self.write_day(frame)
+
+    def build_day(self, store: DayStore, day: int, calendar: pd.DataFrame) -> pd.DataFrame:
+        """Features of one stored day from the ``HISTORY_DAYS`` before it: cost independent of history."""
+        first = max(store.first_day(), day - HISTORY_DAYS)
+        sales, prices = store.read_matrix(first, day)
+        previous_max = self.price_max(first - 1)
+        if first > store.first_day() and previous_max is None:
+            raise DataError(f"features of {day_label(first - 1)} are missing; rebuild features with 'm5ops init --force'")
+        block = compute_block(sales, prices, first, day, previous_max)
+        frame = day_frame(block, 0, calendar_features(calendar), store.series()["state_id"])
+        self.write_day(frame)
+        return frame
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    """Consecutive slices covering range(n)."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
