@@ -1,0 +1,292 @@
+"""The fixed frame every model kind runs in: parameters, fit, predict, save and load.
+
+A kind is a subclass that declares ``kind``, ``schema`` and ``description`` and fills in
+``_fit``, ``_predict`` and, if it has one, ``_save_artifact``/``_load_artifact``. The base
+validates parameters and frames, selects the training days, times the fit, clips forecasts at
+zero and writes ``model.json`` (kind, params, format version, training summary), so every kind
+is trained, saved, loaded and scored the same way (the scikit-learn estimator contract).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from m5ops import __version__
+from m5ops.data.schema import HORIZON
+from m5ops.errors import DataError, M5opsError, RegistryError
+from m5ops.models.params import ParamSchema
+
+# The feature frame contract (m5ops.data.features builds it); the lead reconciles these lists
+# with features.FEATURE_COLUMNS / CATEGORICAL_COLUMNS.
+FEATURES = [
+    "lag_28", "lag_35", "lag_42", "lag_49", "lag_56",
+    "rmean_7", "rmean_28", "rmean_56", "rstd_7", "rstd_28",
+    "sell_price", "price_rel_max", "price_change_week",
+    "wday", "month", "mday", "event", "snap",
+]
+CATEGORICALS = ["item_id", "dept_id", "cat_id", "store_id", "state_id"]
+TARGET = "sales"
+MODEL_FILE = "model.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ForecastInput:
+    """What a forecast needs: the rows to predict and the sales just before the window.
+
+    ``recent_sales[i, j]`` is the sales of series ``i`` on day ``start_day - k + j``
+    (``k = recent_sales.shape[1] >= HORIZON``), so the last column is the day before the window.
+    """
+
+    features: pd.DataFrame
+    recent_sales: np.ndarray
+    start_day: int
+
+    def __post_init__(self):
+        """Refuse inputs that would silently give wrong forecasts."""
+        self.recent_sales = np.asarray(self.recent_sales, dtype=np.float64)
+        if self.recent_sales.ndim != 2 or self.recent_sales.shape[1] < HORIZON:
+            raise DataError(
+                f"recent_sales must be (n_series, k >= {HORIZON}) but has shape "
+                f"{self.recent_sales.shape}; pass at least the {HORIZON} days before start_day"
+            )
+        if not np.isfinite(self.recent_sales).all():
+            raise DataError("recent_sales contains NaN or inf; sales must be known for every day")
+        self._check_rows()
+
+    def _check_rows(self):
+        """Every row's series must exist and its day must not precede the window."""
+        frame = self.features
+        if len(frame) and "series" in frame and frame["series"].max() >= len(self.recent_sales):
+            raise DataError(
+                f"features name series {int(frame['series'].max())} but recent_sales has only "
+                f"{len(self.recent_sales)} rows; build both from the same data set"
+            )
+        if len(frame) and "day" in frame and frame["day"].min() < self.start_day:
+            raise DataError(
+                f"features include day {int(frame['day'].min())}, before the window start "
+                f"{self.start_day}; forecast only days >= start_day"
+            )
+
+    @classmethod
+    def from_dataset(cls, features: pd.DataFrame, dataset, start_day: int,
+                     history: int = HORIZON) -> "ForecastInput":
+        """The input for a window starting at ``start_day``, with ``history`` days of sales."""
+        past = dataset.day_slice(start_day - history, start_day - 1)
+        return cls(features, past.sales, start_day)
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What a fit used: rows, features, the days covered and how long it took."""
+
+    rows: int
+    features: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    first_day: int | None = None
+    last_day: int | None = None
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready dict (for model.json and the registry)."""
+        return asdict(self)
+
+
+class ForecastModel:
+    """Base of every model kind: validated parameters as attributes, fit/predict/save/load."""
+
+    kind: ClassVar[str] = ""
+    schema: ClassVar[ParamSchema] = ParamSchema([])
+    description: ClassVar[str] = ""
+    # Columns of the feature frame that predict reads (fit also reads TARGET and day).
+    inputs: ClassVar[list[str]] = FEATURES + CATEGORICALS
+
+    def __init__(self, **params):
+        for name, value in self.schema.validate(params).items():
+            setattr(self, name, value)
+        self.training_summary: TrainingSummary | None = None
+
+    def get_params(self) -> dict:
+        """The current parameter values, by name."""
+        return {name: getattr(self, name) for name in self.schema.names()}
+
+    def set_params(self, **params) -> "ForecastModel":
+        """Change parameters (validated now, as in __init__); returns self."""
+        for name, value in self.schema.validate({**self.get_params(), **params}).items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.training_summary is not None
+
+    def fit(self, train: pd.DataFrame) -> "ForecastModel":
+        """Train on the feature frame ``train`` (its last ``train_days`` days, if the kind has it)."""
+        # Attributes may have been reassigned since __init__ (sklearn habit): check them again.
+        self.set_params()
+        rows = self._training_rows(train)
+        started = time.perf_counter()
+        self._fit(rows)
+        self.training_summary = TrainingSummary(
+            rows=len(rows), features=list(self.inputs),
+            duration_s=round(time.perf_counter() - started, 3),
+            first_day=int(rows["day"].min()) if len(rows) else None,
+            last_day=int(rows["day"].max()) if len(rows) else None,
+        )
+        return self
+
+    def _training_rows(self, train: pd.DataFrame) -> pd.DataFrame:
+        """The checked rows a fit uses: all of them, or the last ``train_days`` days."""
+        check_columns(train, list(dict.fromkeys(["day", TARGET, *self.inputs])), "training frame")
+        target = train[TARGET].to_numpy(dtype=np.float64)
+        if not (np.isfinite(target).all() and (target >= 0).all()):
+            raise DataError(f"training column {TARGET!r} has NaN, inf or negative values")
+        if "train_days" in self.schema and len(train):
+            train = train[train["day"] > train["day"].max() - self.train_days]
+        if not len(train) and self._needs_rows():
+            raise DataError(f"{self.kind}: the training frame has no rows; train on at least one day")
+        return train
+
+    def _needs_rows(self) -> bool:
+        """Whether fit needs at least one row (learned models do; baselines do not)."""
+        return True
+
+    def predict(self, inp: ForecastInput) -> np.ndarray:
+        """Forecasts aligned with ``inp.features`` rows, clipped at zero; no side effects."""
+        if not self.is_fitted:
+            raise M5opsError(
+                f"this {self.kind} model is not fitted; call fit(train) or "
+                f"{type(self).__name__}.load(directory) first"
+            )
+        check_columns(inp.features, self.inputs, "forecast features")
+        if not len(inp.features):
+            return np.zeros(0)
+        forecast = np.asarray(self._predict(inp), dtype=np.float64).reshape(-1)
+        # Demand cannot be negative; regressors and averages of deltas can still dip below 0.
+        return np.clip(forecast, 0.0, None)
+
+    def feature_importance(self) -> pd.Series | None:
+        """Importance per feature, largest first; None when the kind has no such notion."""
+        return None
+
+    def save(self, directory: Path | str) -> Path:
+        """Write the artifact, then ``model.json`` last: its presence marks a complete save."""
+        if not self.is_fitted:
+            raise M5opsError(f"this {self.kind} model is not fitted; fit it before saving")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_artifact(directory)
+        meta = {
+            "format_version": FORMAT_VERSION, "kind": self.kind, "params": self.get_params(),
+            "training_summary": self.training_summary.as_dict(), "m5ops_version": __version__,
+        }
+        write_json_atomic(directory / MODEL_FILE, meta)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path | str) -> "ForecastModel":
+        """The model saved in ``directory``, as an instance of its kind."""
+        directory = Path(directory)
+        meta = read_model_meta(directory)
+        kind_cls = cls._kind_class(meta["kind"], directory)
+        model = kind_cls(**meta["params"])
+        model._load_artifact(directory)
+        model.training_summary = TrainingSummary(**meta["training_summary"])
+        return model
+
+    @classmethod
+    def _kind_class(cls, kind: str, directory: Path) -> type["ForecastModel"]:
+        """The class for a saved kind: the registry's, or ``cls`` itself if it matches."""
+        if cls.kind and cls.kind != kind:
+            raise RegistryError(
+                f"{directory} holds a {kind!r} model, not {cls.kind!r}; load it with ForecastModel.load"
+            )
+        from m5ops.models import get_kind  # late: the registry imports this module
+
+        return cls if cls.kind else get_kind(kind)
+
+    # What a kind fills in -------------------------------------------------------------
+    def _fit(self, train: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def _predict(self, inp: ForecastInput) -> np.ndarray:
+        raise NotImplementedError
+
+    def _save_artifact(self, directory: Path) -> None:
+        """Write the kind's own files (none by default)."""
+
+    def _load_artifact(self, directory: Path) -> None:
+        """Read back what ``_save_artifact`` wrote (nothing by default)."""
+
+
+def check_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+    """A DataError naming the columns a frame lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"the {what} lacks column(s) {missing}; build it with m5ops.data.features")
+
+
+def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The model columns of a feature frame, with the ids as pandas categoricals."""
+    out = frame[FEATURES + CATEGORICALS].copy()
+    for col in CATEGORICALS:
+        # Parquet or hand-built frames may carry ids as strings; trees need categoricals.
+        if not isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype("category")
+    return out
+
+
+def read_model_meta(directory: Path) -> dict:
+    """The checked contents of ``directory/model.json``; a RegistryError says what is wrong."""
+    path = Path(directory) / MODEL_FILE
+    if not path.is_file():
+        raise RegistryError(
+            f"{path} does not exist: {directory} is not a saved model (or its save was interrupted)"
+        )
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"{path} is unreadable ({exc}); retrain the model to replace it") from exc
+    missing = {"format_version", "kind", "params", "training_summary"} - set(meta)
+    if missing:
+        raise RegistryError(f"{path} lacks {sorted(missing)}; retrain the model to replace it")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise RegistryError(
+            f"{path} has format version {meta['format_version']}, newer than this m5ops "
+            f"({FORMAT_VERSION}); upgrade m5ops to load it"
+        )
+    return meta
+
+
+def artifact_file(directory: Path, name: str) -> Path:
+    """``directory/name``, which must exist: a RegistryError if the save is incomplete."""
+    path = Path(directory) / name
+    if not path.is_file():
+        raise RegistryError(f"{path} is missing: the saved model is incomplete; retrain it")
+    return path
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to a temporary file beside ``path``, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def require(module: str, install: str):
+    """Import an optional dependency, or an ImportError that gives the install command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{module} is not installed; install it with: pip install '{install}'") from exc
