@@ -1,0 +1,237 @@
+"""What each CLI subcommand does; each returns what to print (a string, a JSON-able value, or None)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from m5ops import management
+from m5ops.data.arrival import Holdback
+from m5ops.data.schema import HORIZON, day_date, day_label
+from m5ops.data.store import DayStore
+from m5ops.errors import ParameterError, WorkspaceError
+from m5ops.modeling import WorkspaceData, forecast_matrix, load_current, test_input
+from m5ops.models import describe_kinds
+from m5ops.registry import Registry
+from m5ops.runs import RunStore
+from m5ops.workspace import Workspace
+from m5ops.workspace_init import InitOptions, init_workspace
+
+Args = argparse.Namespace
+
+
+def cmd_init(workspace: Workspace, args: Args) -> str:
+    subset = {k: getattr(args, k) for k in ("states", "stores", "categories", "departments") if getattr(args, k)}
+    options = InitOptions(source=args.source, m5_dir=args.m5_dir, start_day=args.start_day, subset=subset,
+                          items=args.items, days=args.days, seed=args.seed, test_days=args.test_days,
+                          outputs=args.outputs)
+    init_workspace(workspace.home, options, force=args.force)
+    status = workspace_status(workspace)
+    return (f"workspace ready at {workspace.home}: {status['series']} series, today {status['today']} "
+            f"({status['date']}), {status['held_back_days_left']} real days held back")
+
+
+def cmd_tick(workspace: Workspace, args: Args) -> str:
+    from m5ops.orchestration.jobs import tick
+
+    workspace.require()
+    if args.days < 1:
+        raise ParameterError(f"--days must be at least 1, got {args.days}")
+    if args.queue:
+        run_id = RunStore(workspace.runs_path).enqueue("tick", params={"days": args.days})
+        return f"queued tick x{args.days} as run {run_id}"
+    failed = 0
+    for _ in tqdm(range(args.days), desc="ticks", unit="day"):
+        runs = tick(workspace, trigger="backfill" if args.days > 1 else "manual")
+        failed += sum(r["status"] != "succeeded" for r in runs)
+    status = workspace_status(workspace)
+    return f"today is {status['today']} ({status['date']}); {failed} failed run(s)"
+
+
+def workspace_status(workspace: Workspace) -> dict:
+    """Simulated today, data size, held-back days left, runner state, current and queued runs."""
+    workspace.require()
+    store = DayStore(workspace.data_dir)
+    today, first = store.last_day(), store.first_day()
+    runs = RunStore(workspace.runs_path)
+    heartbeat = runs.heartbeat()
+    return {
+        "home": str(workspace.home), "today": day_label(today), "today_day": today,
+        "date": str(day_date(today).date()), "first_day": day_label(first), "days": today - first + 1,
+        "series": store.n_series(), "rows": store.n_series() * (today - first + 1),
+        "held_back_days_left": Holdback(workspace.holdback_path).remaining_after(today),
+        "runner_alive": runs.alive(), "runner": heartbeat,
+        "running": [_run_line(r) for r in runs.running()], "queued": [_run_line(r) for r in runs.queued()],
+    }
+
+
+def _run_line(run: dict) -> str:
+    return f"{run['id']} {run['task']}{'-' + run['model'] if run.get('model') else ''}"
+
+
+def cmd_status(workspace: Workspace, args: Args):
+    status = workspace_status(workspace)
+    if args.json:
+        return status
+    runner = "alive (pid %s)" % status["runner"]["pid"] if status["runner_alive"] else \
+        f"not running: start it with 'm5ops --home {workspace.home} runner'"
+    return "\n".join([
+        f"today:     {status['today']} ({status['date']})",
+        f"data:      {status['days']} days x {status['series']} series = {status['rows']} rows",
+        f"held back: {status['held_back_days_left']} real days left",
+        f"runner:    {runner}",
+        f"running:   {', '.join(status['running']) or '-'}",
+        f"queued:    {', '.join(status['queued']) or '-'}",
+    ])
+
+
+def cmd_export(workspace: Workspace, args: Args) -> str:
+    store = DayStore(workspace.require().data_dir)
+    table = store.read_long(args.start_day, args.end_day)
+    out = Path(args.out)
+    from m5ops.atomic import atomic_path
+
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    return f"wrote {len(table)} rows to {out}"
+
+
+def cmd_models(workspace: Workspace, args: Args):
+    registry = Registry(workspace.require().registry_path)
+    models, deleted = registry.models(), registry.deleted()
+    if args.json:
+        return {"models": models, "deleted": deleted}
+    rows = [{"name": n, "kind": m["kind"], "state": "active" if m["schedule"]["active"] else "paused",
+             "versions": len(m["versions"]), "current": m.get("current_version") or "-",
+             "last_trained": (m["versions"][-1]["sim_date"] if m["versions"] else "-")} for n, m in models.items()]
+    return pd.DataFrame(rows).to_string(index=False) if rows else "no models"
+
+
+def cmd_kinds(workspace: Workspace, args: Args):
+    kinds = describe_kinds()
+    if args.json:
+        return kinds
+    lines = []
+    for name, info in kinds.items():
+        params = ", ".join(f"{p['name']}={p['default']}" for p in info["params"])
+        lines.append(f"{name}: {info['description']}\n    {params}")
+    return "\n".join(lines)
+
+
+def _parse_params(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings as a dict (values stay strings: the kind's schema coerces them)."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ParameterError(f"--param {pair!r} is not KEY=VALUE, e.g. --param learning_rate=0.05")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def cmd_create(workspace: Workspace, args: Args) -> str:
+    management.create_model(workspace.require(), args.name, args.kind, _parse_params(args.param), active=not args.paused)
+    return f"created model {args.name} ({args.kind}{', paused' if args.paused else ''})"
+
+
+def cmd_train(workspace: Workspace, args: Args) -> str:
+    from m5ops.orchestration.jobs import run_task
+
+    Registry(workspace.require().registry_path).get(args.name)
+    if args.queue:
+        run_id = RunStore(workspace.runs_path).enqueue("train", model=args.name, params={"model": args.name, "manual": True})
+        return f"queued training of {args.name} as run {run_id}"
+    run = run_task(workspace, "train", {"model": args.name, "manual": True})
+    return _finished(run)
+
+
+def cmd_evaluate(workspace: Workspace, args: Args) -> str:
+    from m5ops.orchestration.jobs import run_task
+
+    registry = Registry(workspace.require().registry_path)
+    for name in args.names:
+        registry.get(name)
+    params = {"models": list(args.names) or None}
+    if args.queue:
+        return f"queued evaluation as run {RunStore(workspace.runs_path).enqueue('evaluate', params=params)}"
+    return _finished(run_task(workspace, "evaluate", params))
+
+
+def _finished(run: dict) -> str:
+    """One line about a finished run; a failed run is an error (exit 2)."""
+    if run["status"] != "succeeded":
+        raise WorkspaceError(f"run {run['id']} {run['status']}: {run['error']} (notebook: {run['output']})")
+    return f"run {run['id']} succeeded: {run['output']}"
+
+
+def cmd_pause(workspace: Workspace, args: Args) -> str:
+    management.set_active(workspace.require(), args.name, False)
+    return f"paused {args.name}"
+
+
+def cmd_resume(workspace: Workspace, args: Args) -> str:
+    management.set_active(workspace.require(), args.name, True)
+    return f"resumed {args.name}"
+
+
+def cmd_delete(workspace: Workspace, args: Args) -> str:
+    management.delete_model(workspace.require(), args.name)
+    return f"deleted {args.name}; its runs, metrics and executed notebooks stay"
+
+
+def cmd_runs(workspace: Workspace, args: Args):
+    runs = RunStore(workspace.require().runs_path).runs(limit=args.limit)
+    if args.json:
+        return runs
+    live = set(Registry(workspace.registry_path).models())
+    rows = [{"id": r["id"], "task": r["task"], "model": _model_label(r.get("model"), live), "trigger": r["trigger"],
+             "status": r["status"], "started": r.get("started_at") or "-", "error": (r.get("error") or "")[:60]}
+            for r in runs]
+    return pd.DataFrame(rows).to_string(index=False) if rows else "no runs"
+
+
+def _model_label(model: str | None, live: set[str]) -> str:
+    """A model name, marked when the model has been deleted."""
+    if not model:
+        return "-"
+    return model if model in live else f"{model} (deleted)"
+
+
+def cmd_metrics(workspace: Workspace, args: Args):
+    history = RunStore(workspace.require().runs_path).metrics(model=args.model)
+    if args.json:
+        return history.to_dict("records")
+    if history.empty:
+        return "no metrics yet: models are evaluated once they have a version ('m5ops tick')"
+    return history.pivot_table(index=["sim_date", "model"], columns="metric", values="value").to_string()
+
+
+def cmd_forecast(workspace: Workspace, args: Args) -> str:
+    data = WorkspaceData.open(workspace.require().home)
+    loaded = load_current(data, args.name)
+    if loaded is None:
+        raise WorkspaceError(f"model {args.name!r} has no version yet: train it with 'm5ops train {args.name}'")
+    model, version = loaded
+    matrix = forecast_matrix(model, test_input(data), len(data.series))
+    frame = pd.DataFrame(matrix[:, :HORIZON], columns=[f"F{i}" for i in range(1, matrix.shape[1] + 1)][:HORIZON])
+    frame.insert(0, "id", data.series["id"].astype(str).to_numpy())
+    from m5ops.atomic import atomic_path
+
+    with atomic_path(Path(args.out)) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.4f")
+    start, end = data.split.test_range()
+    return f"wrote the {args.name} {version['id']} forecast of {day_label(start)}..{day_label(end)} to {args.out}"
+
+
+def cmd_runner(workspace: Workspace, args: Args):
+    from m5ops.orchestration.runner import run_from_args
+
+    return run_from_args(workspace.require(), args)
+
+
+def cmd_dashboard(workspace: Workspace, args: Args):
+    from m5ops.dashboard.server import serve
+
+    return serve(workspace.require(), host=args.host, port=args.port, token=args.token)

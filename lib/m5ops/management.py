@@ -1,0 +1,51 @@
+"""Managing models: create, pause, resume, delete; the same locked path for the CLI and the dashboard."""
+from __future__ import annotations
+
+import logging
+import shutil
+
+from m5ops.models import get_kind, kinds
+from m5ops.registry import Registry, check_name
+from m5ops.runs import RunStore
+from m5ops.workspace import Workspace
+
+log = logging.getLogger("m5ops.management")
+DEFAULT_MODELS = {
+    "lightgbm": "lightgbm",
+    "hist-gb": "hist_gb",
+    "seasonal-naive": "seasonal_naive",
+    "moving-average": "moving_average",
+}
+
+
+def create_model(workspace: Workspace, name: str, kind: str, params: dict | None = None, active: bool = True) -> dict:
+    """Register a model after validating its name and its parameters against the kind's schema."""
+    check_name(name)
+    validated = get_kind(kind).schema.validate(params or {})
+    record = Registry(workspace.registry_path).add_model(name, kind, validated, active=active)
+    log.info("created model %s (%s)", name, kind)
+    return record
+
+
+def set_active(workspace: Workspace, name: str, active: bool) -> dict:
+    """Pause (False) or resume (True) a model's weekly retraining."""
+    record = Registry(workspace.registry_path).set_active(name, active)
+    log.info("%s model %s", "resumed" if active else "paused", name)
+    return record
+
+
+def delete_model(workspace: Workspace, name: str) -> dict:
+    """Remove a model and its artifacts; its runs, metrics and executed notebooks stay."""
+    record = Registry(workspace.registry_path).remove_model(name)
+    cancelled = RunStore(workspace.runs_path).cancel_queued_for_model(name)
+    shutil.rmtree(workspace.models_dir / name, ignore_errors=True)
+    log.info("deleted model %s (%d queued request(s) cancelled)", name, cancelled)
+    return record
+
+
+def register_default_models(workspace: Workspace) -> None:
+    """One model of each kind with default parameters (at init)."""
+    Registry.create(workspace.registry_path)
+    for name, kind in DEFAULT_MODELS.items():
+        if kind in kinds():
+            create_model(workspace, name, kind)
