@@ -61,7 +61,7 @@ def train_version(data: WorkspaceData, name: str, *, manual: bool = False) -> Tr
     spec = registry.get(name)
     model = get_kind(spec["kind"])(**spec["params"])
     start, end = data.split.train_range(getattr(model, "train_days", None))
-    train = data.features.read(start, end, data.series)
+    train = on_sale(data.features.read(start, end, data.series))
     started = time.monotonic()
     model.fit(train)
     duration = time.monotonic() - started
@@ -78,6 +78,11 @@ def train_version(data: WorkspaceData, name: str, *, manual: bool = False) -> Tr
         raise
     log.info("trained %s %s on days %d..%d: %d rows in %.1fs", name, version_id, start, end, record["rows"], duration)
     return TrainedVersion(model, version_id, record)
+
+
+def on_sale(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of days when the item had a price: before its launch a zero says nothing about demand."""
+    return frame[frame["sell_price"].notna()]
 
 
 def _save_artifact(workspace: Workspace, model: ForecastModel, name: str, version_id: str):
