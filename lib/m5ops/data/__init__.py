@@ -1,0 +1,1 @@
+"""The data layer: M5 files, the synthetic generator, the day store, arrival, features, the split."""

@@ -1,0 +1,1 @@
+"""Running tasks: the notebook executor, jobs and ticks, and the scheduling runner."""
