@@ -96,6 +96,19 @@ def _save_artifact(workspace: Workspace, model: ForecastModel, name: str, versio
     return final
 
 
+def in_sample_fit(data: WorkspaceData, model: ForecastModel, cutoff_day: int, days: int = 28) -> pd.DataFrame:
+    """Actual and fitted total units of the last ``days`` training days (how well the model fits)."""
+    start = cutoff_day - days + 1
+    frame = data.features.read(start, cutoff_day, data.series)
+    recent, _ = data.store.read_matrix(max(data.store.first_day(), start - RECENT_DAYS), start - 1)
+    inp = ForecastInput(frame, recent, start)
+    fitted = model.predict(inp)
+    totals = pd.DataFrame({"day": frame["day"].to_numpy(), "actual": frame["sales"].to_numpy(), "fitted": fitted})
+    totals = totals.groupby("day").sum()
+    totals.index = day_date(totals.index.to_numpy())
+    return totals
+
+
 def load_current(data: WorkspaceData, name: str) -> tuple[ForecastModel, dict] | None:
     """A model's current version, loaded, with its record (None if never trained)."""
     registry = Registry(data.workspace.registry_path)

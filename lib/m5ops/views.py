@@ -6,7 +6,7 @@ import pandas as pd
 
 from m5ops.data.arrival import Arrival
 from m5ops.data.schema import day_date
-from m5ops.modeling import TrainedVersion, WorkspaceData
+from m5ops.modeling import TrainedVersion, WorkspaceData, in_sample_fit
 from m5ops.tasks import metrics_history
 
 RECENT_DAYS = 56
@@ -57,6 +57,17 @@ def plot_importance(trained: TrainedVersion, top: int = 20):
     fig, ax = plt.subplots(figsize=(7, 5))
     importance.sort_values().tail(top).plot.barh(ax=ax, color="#4477aa")
     ax.set_xlabel("gain")
+    return _shown_once(fig)
+
+
+def plot_fit(home: str, trained: TrainedVersion):
+    """Actual against fitted total units over the last four training weeks."""
+    data = WorkspaceData.open(home)
+    totals = in_sample_fit(data, trained.model, trained.record["cutoff_day"])
+    fig, ax = plt.subplots(figsize=(9, 3))
+    totals.plot(ax=ax, color=["#4477aa", "#cc3311"], style=["-", "--"])
+    ax.set_ylabel("units, all series")
+    ax.set_title(f"{trained.model.kind}: fit on the last 28 training days")
     return _shown_once(fig)
 
 
