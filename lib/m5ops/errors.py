@@ -23,3 +23,7 @@ class ParameterError(M5opsError):
 
 class TaskError(M5opsError):
     """A task notebook failed or timed out."""
+
+
+class RunError(M5opsError):
+    """The run store refused a request (unknown run, wrong state) or could not be read."""

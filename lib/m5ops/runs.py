@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from m5ops.errors import M5opsError
+from m5ops.errors import RunError
 
 TRIGGERS = ("schedule", "manual", "backfill")
 STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled")
@@ -88,10 +88,6 @@ CREATE TABLE IF NOT EXISTS runner_state (
     updated_at TEXT NOT NULL
 );
 """
-
-
-class RunError(M5opsError):
-    """The run store refused a request (unknown run, wrong state) or could not be read."""
 
 
 def utc_now() -> str:
