@@ -1,0 +1,176 @@
+"""The dashboard in a real browser: first full render, and Train now -> the run shows as running.
+
+    .venv/bin/python bench/bench_dashboard.py              # 20 models, 365 days, 5 renders, 3 clicks
+    .venv/bin/python bench/bench_dashboard.py --quick      # 5 models, 60 days, 2 renders, 1 click
+
+A synthetic workspace gets 20 models (baseline kinds, so a training starts and ends quickly), a
+version every 7 days and 365 simulated days of metrics and runs (written in bulk). A real runner
+(demo mode, no scheduled tick during the bench) and a real ``m5ops dashboard`` serve it, and
+Debian's chromium (Playwright; outside requests blocked) measures:
+
+- **first full render**: from ``page.goto`` to every model row, one metric line per model, the
+  runs table and the sales chart on the page. Measured with Voila's pre-heated kernel (the
+  default of ``m5ops dashboard``: a kernel that already ran the notebook waits for the next
+  visitor), for the very first visit after the server starts (``cold``, which waits for that
+  kernel) and for later visits (``warm``); and with pre-heating off (``M5OPS_DASHBOARD_PREHEAT=0``:
+  every visit starts a kernel and runs the notebook). Target: at most 3 s.
+- **Train now -> running**: from the click to the model's row showing its training as running
+  (the runner claimed the queued request and the dashboard's refresh showed it). Target: at most 2 s.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import browser as B  # noqa: E402
+
+FULL_RENDER_JS = """([models]) => {
+  const rows = document.querySelectorAll('.m5-model-row').length;
+  const lines = document.querySelectorAll('.m5-metric-chart .curve path.line').length;
+  const runs = document.querySelectorAll('.m5-runs tr.m5-run').length;
+  const totals = document.querySelectorAll('.m5-totals-chart .curve path.line').length;
+  return rows === models && lines === models && runs > 0 && totals > 0;
+}"""
+
+
+def kinds_for(n: int) -> dict[str, str]:
+    """n model names, alternating the two baseline kinds."""
+    return {f"m{i:02d}-{'naive' if i % 2 else 'avg'}": "seasonal_naive" if i % 2 else "moving_average"
+            for i in range(n)}
+
+
+def render_once(browser, url: str, models: int) -> float:
+    """Seconds from goto to the full dashboard; the page is closed afterwards (its kernel shut down)."""
+    page = B.open_page(browser)
+    start = time.perf_counter()
+    page.goto(url, timeout=180_000)
+    page.wait_for_function(FULL_RENDER_JS, arg=[models], timeout=180_000, polling=50)
+    elapsed = time.perf_counter() - start
+    page.close(run_before_unload=True)
+    return elapsed
+
+
+def pool_filled(log: Path) -> int:
+    """How many times Voila reported its pre-heated kernel pool full."""
+    return len(re.findall(r"Kernel pool of .* is filled", log.read_text())) if log.exists() else 0
+
+
+def wait_pool(log: Path, count: int, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while pool_filled(log) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def bench_render(home: Path, workdir: Path, models: int, repeat: int, preheat: bool) -> dict:
+    """Render times with or without pre-heated kernels."""
+    os.environ["M5OPS_DASHBOARD_PREHEAT"] = "1" if preheat else "0"
+    log = workdir / f"voila-{'preheat' if preheat else 'cold'}.log"
+    times = {"cold": None, "warm": []}
+    with B.voila(home, log) as url, B.chromium() as browser:
+        times["cold"] = render_once(browser, url, models)
+        for i in range(repeat):
+            if preheat:
+                wait_pool(log, i + 2)  # the pool refilled after the previous visit
+                time.sleep(1.0)
+            times["warm"].append(render_once(browser, url, models))
+    os.environ.pop("M5OPS_DASHBOARD_PREHEAT")
+    return times
+
+
+def bench_train(home: Path, workdir: Path, models: list[str], clicks: int) -> list[dict]:
+    """Click Train now on ``clicks`` models, one after another, timing queued and running."""
+    results = []
+    with B.runner(home, workdir / "runner.log", day_seconds=3600) as runner:
+        if runner is None:
+            raise SystemExit("the runner (m5ops.orchestration.runner) is not there: nothing claims a request")
+        with B.voila(home, workdir / "voila-train.log") as url, B.chromium() as browser:
+            page = B.open_page(browser)
+            page.goto(url)
+            try:
+                page.wait_for_function(FULL_RENDER_JS, arg=[len(models)], timeout=300_000)
+                page.wait_for_selector(".m5-runner-alive", timeout=60_000)
+            except Exception:
+                print(f"the dashboard did not render in 5 min: see {B.screenshot(page, 'bench-dashboard-failed')}")
+                raise
+            for name in models[:clicks]:
+                cell = f".m5-model-{name} .m5-col-request"  # re-found each time: a refresh replaces it
+                state = f"(want) => {{ const el = document.querySelector('{cell}'); return el && want.includes(el.textContent); }}"
+                start = time.perf_counter()
+                page.locator(f".m5-model-{name} .m5-train").click()
+                page.wait_for_function(state, arg=["queued", "training"], timeout=30_000, polling=20)
+                first = page.locator(cell).text_content()
+                queued = time.perf_counter() - start
+                page.wait_for_function(state, arg=["training"], timeout=60_000, polling=20)
+                running = time.perf_counter() - start
+                page.wait_for_function(state, arg=[""], timeout=180_000, polling=100)
+                results.append({"model": name, "first_state": first, "to_first_state_s": queued,
+                                "to_running_s": running, "to_done_s": time.perf_counter() - start})
+            B.screenshot(page, "bench-dashboard-after-trainings")
+    return results
+
+
+def kernel_side(home: Path) -> dict:
+    """What the notebook's kernel spends: importing the dashboard, building it, one refresh's read."""
+    start = time.perf_counter()
+    from m5ops.dashboard.app import Dashboard
+    imported = time.perf_counter()
+    dashboard = Dashboard(home)
+    built = time.perf_counter()
+    dashboard.reader._metrics_key = None  # force the metrics history to be read again, as after an evaluation
+    dashboard.reader.snapshot()
+    return {"import_s": imported - start, "build_s": built - imported, "snapshot_s": time.perf_counter() - built}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--models", type=int)
+    parser.add_argument("--days", type=int)
+    args = parser.parse_args()
+    n_models = args.models or (5 if args.quick else 20)
+    days = args.days or (60 if args.quick else 365)
+    repeat, clicks = (2, 1) if args.quick else (5, 3)
+    if (reason := B.browser_missing()) is not None:
+        raise SystemExit(reason)
+    with tempfile.TemporaryDirectory(prefix="m5ops-bench-dash-") as tmp:
+        workdir = Path(tmp)
+        print(f"logs under {workdir} (removed at the end)")
+        home = workdir / "ws"
+        start = time.perf_counter()
+        models = kinds_for(n_models)
+        B.make_workspace(home, models, items=1, days=max(days, 120) + 56)
+        B.seed_history(home, days)
+        print(f"workspace: {n_models} models, {days} days of metrics ({time.perf_counter() - start:.1f} s to make)")
+        build = kernel_side(home)
+        print(f"kernel side, in this process: import {build['import_s']:.2f} s, build the dashboard"
+              f" {build['build_s']:.2f} s, one refresh snapshot {build['snapshot_s'] * 1000:.0f} ms", flush=True)
+        preheated = bench_render(home, workdir, n_models, repeat, preheat=True)
+        warm = preheated["warm"]
+        print("\nfirst full render (goto -> every row, line, run and the sales chart), target <= 3 s")
+        print(f"  pre-heated, first visit after start (waits for the pool): {preheated['cold']:.2f} s")
+        print(f"  pre-heated, later visits: median {statistics.median(warm):.2f} s"
+              f" (min {min(warm):.2f}, max {max(warm):.2f}, n={len(warm)})", flush=True)
+        plain = bench_render(home, workdir, n_models, max(2, repeat // 2), preheat=False)
+        cold = [plain["cold"], *plain["warm"]]
+        print(f"  without pre-heating (kernel start + notebook per visit): median {statistics.median(cold):.2f} s"
+              f" (min {min(cold):.2f}, max {max(cold):.2f}, n={len(cold)})", flush=True)
+        trains = bench_train(home, workdir, list(models), clicks)
+    print("\nTrain now click -> row shows the training running, target <= 2 s")
+    for r in trains:
+        print(f"  {r['model']}: first shown as {r['first_state']!r} after {r['to_first_state_s']:.2f} s,"
+              f" running after {r['to_running_s']:.2f} s, finished after {r['to_done_s']:.1f} s")
+    median_run = statistics.median(r["to_running_s"] for r in trains)
+    verdict = "meets" if statistics.median(warm) <= 3 and median_run <= 2 else "MISSES"
+    print(f"\n{verdict} the targets: render {statistics.median(warm):.2f} s (warm median), click->running"
+          f" {median_run:.2f} s (median); load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()

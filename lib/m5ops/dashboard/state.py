@@ -1,0 +1,317 @@
+"""What the dashboard shows, read from the workspace's stores into plain data.
+
+Nothing here touches a widget: the panels turn these values into widgets, and tests check the
+values directly. Reading is cheap enough for a refresh every two seconds: the registry is
+re-read only when ``registry.json`` changed; the metrics are re-read only when a cheap
+fingerprint of their table changed, and then only the latest values (in SQL) and the history of
+the one metric on the chart; the sales totals only when a new day arrived.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from m5ops.data.arrival import Holdback
+from m5ops.data.schema import day_date, day_label
+from m5ops.data.store import DayStore
+from m5ops.registry import Registry
+from m5ops.runs import RunStore
+from m5ops.workspace import Workspace
+
+METRICS = {"mae": "MAE", "wmape": "WMAPE", "rmse": "RMSE", "tweedie": "Tweedie deviance", "wrmsse": "WRMSSE"}
+DEFAULT_METRIC = "wmape"
+HISTORY_COLUMNS = ["sim_day", "model", "version", "metric", "value"]
+# every metric of each (model, version) on the last day it was evaluated
+LATEST_SQL = """
+SELECT m.model, m.version, m.metric, m.value FROM metrics AS m
+JOIN (SELECT model, version, max(sim_day) AS day FROM metrics GROUP BY model, version) AS last
+  ON m.model = last.model AND m.version = last.version AND m.sim_day = last.day"""
+RECENT_RUNS = 30
+RECENT_DAYS = 56
+OPEN = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class Header:
+    """The top line: simulated today, data size, runner, what runs and what waits."""
+
+    today: str
+    date: str
+    days: int
+    series: int
+    rows: int
+    held_back_left: int
+    runner_alive: bool
+    runner_pid: int | None
+    runner_command: str
+    running: tuple[str, ...]
+    queued: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One line of the models table."""
+
+    name: str
+    kind: str
+    active: bool
+    versions: int
+    current: str | None
+    last_trained: str | None
+    metrics: tuple[tuple[str, float | None], ...]
+    pending: str | None  # "queued" or "running" when a training of this model is open
+
+    @property
+    def state(self) -> str:
+        return "active" if self.active else "paused"
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One line of the runs table."""
+
+    id: str
+    task: str
+    model: str | None
+    model_deleted: bool
+    trigger: str
+    status: str
+    created: str
+    started: str | None
+    duration_s: float | None
+    error: str | None
+    output: str | None
+
+    @property
+    def label(self) -> str:
+        """``task-model`` or ``task``, as in the header."""
+        return f"{self.task}-{self.model}" if self.model else self.task
+
+
+@dataclass
+class Snapshot:
+    """Everything the dashboard shows at one moment."""
+
+    header: Header
+    models: list[ModelRow]
+    runs: list[RunRow]
+    history: pd.DataFrame = field(repr=False)
+    live: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    totals: tuple[tuple[str, ...], tuple[float, ...]] = ((), ())
+    metric: str = "wmape"
+
+
+# -- pure shaping ----------------------------------------------------------------------------
+def runner_command(home: Path | str) -> str:
+    """The command that starts the runner of this workspace."""
+    return f"m5ops --home {home} runner"
+
+
+def run_label(run: dict) -> str:
+    """``<id> <task>[-<model>]``, as ``m5ops status`` prints it."""
+    return f"{run['id']} {run['task']}{'-' + run['model'] if run.get('model') else ''}"
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def run_duration(run: dict, now: datetime | None = None) -> float | None:
+    """Seconds from start to finish (or to ``now`` while running); None if never started."""
+    started = _parse_time(run.get("started_at"))
+    if started is None:
+        return None
+    ended = _parse_time(run.get("finished_at")) or now or datetime.now(timezone.utc)
+    return max(0.0, (ended - started).total_seconds())
+
+
+def run_rows(runs: list[dict], live: set[str], now: datetime | None = None) -> list[RunRow]:
+    """Runs (newest first) as table rows; a model no longer in the registry is marked deleted."""
+    return [RunRow(id=r["id"], task=r["task"], model=r.get("model"),
+                   model_deleted=bool(r.get("model")) and r["model"] not in live,
+                   trigger=r["trigger"], status=r["status"], created=r["created_at"],
+                   started=r.get("started_at"), duration_s=run_duration(r, now),
+                   error=r.get("error"), output=r.get("output"))
+            for r in runs]
+
+
+def latest_metrics(history: pd.DataFrame) -> dict[tuple[str, str], dict[str, float | None]]:
+    """Per (model, version): the metrics of its latest evaluated day (from a full history frame)."""
+    if history.empty:
+        return {}
+    last = history.groupby(["model", "version"])["sim_day"].transform("max")
+    newest = history[history["sim_day"] == last]
+    return latest_from_rows(zip(newest["model"], newest["version"], newest["metric"], newest["value"]))
+
+
+def latest_from_rows(rows) -> dict[tuple[str, str], dict[str, float | None]]:
+    """``{(model, version): {metric: value}}`` from (model, version, metric, value) rows."""
+    out: dict[tuple[str, str], dict[str, float | None]] = {}
+    for model, version, metric, value in rows:
+        out.setdefault((model, version), {})[metric] = None if value is None or pd.isna(value) else float(value)
+    return out
+
+
+def model_rows(models: dict[str, dict], latest: dict, open_runs: list[dict]) -> list[ModelRow]:
+    """The registry's live models as table rows, with their current version's latest metrics."""
+    pending = {}
+    for run in open_runs:  # a running training wins over a queued one
+        if run["task"] == "train" and run.get("model"):
+            if pending.get(run["model"]) != "running":
+                pending[run["model"]] = run["status"]
+    rows = []
+    for name, model in models.items():
+        versions = model["versions"]
+        current = model.get("current_version")
+        values = latest.get((name, current), {}) if current else {}
+        rows.append(ModelRow(
+            name=name, kind=model["kind"], active=model["schedule"]["active"], versions=len(versions),
+            current=current, last_trained=versions[-1]["sim_date"] if versions else None,
+            metrics=tuple((key, values.get(key)) for key in METRICS), pending=pending.get(name)))
+    return rows
+
+
+def metric_lines(history: pd.DataFrame, metric: str, models: list[str]
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Dates and, per model, the metric on each date (NaN where the model has no value).
+
+    Several versions evaluated on one day (a retraining between evaluations) count as the
+    newest evaluation of that day, the one that was current then.
+    """
+    chosen = history[(history["metric"] == metric) & history["model"].isin(models)]
+    if chosen.empty:
+        return np.array([], dtype="datetime64[ns]"), {}
+    chosen = chosen.sort_values(["sim_day", "version"], key=_version_key)
+    table = chosen.pivot_table(index="sim_day", columns="model", values="value", aggfunc="last")
+    dates = day_date(table.index.to_numpy()).to_numpy()
+    return dates, {name: table[name].to_numpy(dtype=float) for name in models if name in table}
+
+
+def _version_key(column: pd.Series) -> pd.Series:
+    """Sort versions by number (v10 after v9)."""
+    if column.name == "version":
+        return column.str[1:].astype(int)
+    return column
+
+
+def format_value(value: float | None) -> str:
+    """A metric value in four significant digits; '-' when there is none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4g}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """'-', '12.3 s' or '4 min 05 s'."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+# -- reading the stores ----------------------------------------------------------------------
+class WorkspaceReader:
+    """Reads one workspace for the dashboard, re-reading each store only when it changed."""
+
+    def __init__(self, home: Path | str):
+        self.workspace = Workspace(home).require()
+        self.store = DayStore(self.workspace.data_dir)
+        self.runs = RunStore(self.workspace.runs_path)
+        self.registry = Registry(self.workspace.registry_path)
+        self._n_series = self.store.n_series()
+        self._holdback_span = Holdback(self.workspace.holdback_path).days()
+        self._registry_key: tuple | None = None
+        self._registry_data: dict = {}
+        self._metrics_key: tuple | None = None
+        self._histories: dict[str, pd.DataFrame] = {}
+        self._latest: dict = {}
+        self._metric_models: list[str] = []
+        self._totals_key: int | None = None
+        self._totals: tuple = ((), ())
+
+    # each part separately, so that a panel can ask for only what it needs
+    def registry_data(self) -> dict:
+        """The registry, re-read when the file's size or modification time changed."""
+        stat = self.workspace.registry_path.stat()
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if key != self._registry_key:
+            self._registry_data = self.registry.data()
+            self._registry_key = key
+        return self._registry_data
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Rows of a read-only query on runs.db (a short connection, like RunStore's)."""
+        uri = f"file:{self.workspace.runs_path}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10.0)) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def _metrics_changed(self) -> bool:
+        """Whether the metrics table changed since the last read (row count, newest day, sum, newest run)."""
+        key = tuple(self._query("SELECT count(*), max(sim_day), total(value), max(run_id) FROM metrics")[0])
+        if key == self._metrics_key:
+            return False
+        self._metrics_key, self._histories = key, {}
+        self._latest = latest_from_rows(self._query(LATEST_SQL))
+        self._metric_models = [row[0] for row in self._query(
+            "SELECT model FROM metrics GROUP BY model ORDER BY min(sim_day), model")]
+        return True
+
+    def history(self, metric: str) -> pd.DataFrame:
+        """The history of one metric (day, model, version, value), re-read when the table changed."""
+        self._metrics_changed()
+        if metric not in self._histories:
+            rows = self._query("SELECT sim_day, model, version, metric, value FROM metrics WHERE metric = ?"
+                               " ORDER BY sim_day, model", (metric,))
+            self._histories[metric] = pd.DataFrame.from_records(rows, columns=HISTORY_COLUMNS).astype(
+                {"sim_day": "int64", "value": "float64"})
+        return self._histories[metric]
+
+    def header(self, today: int, running: list[dict], queued: list[dict]) -> Header:
+        """The header values for simulated day ``today``."""
+        first = self.store.first_day()
+        days = today - first + 1
+        beat = self.runs.heartbeat()
+        alive = self.runs.alive()
+        span = self._holdback_span
+        left = 0 if span is None else max(0, span[1] - max(today, span[0] - 1))
+        return Header(today=day_label(today), date=str(day_date(today).date()), days=days,
+                      series=self._n_series, rows=days * self._n_series, held_back_left=left,
+                      runner_alive=alive, runner_pid=beat["pid"] if beat and alive else None,
+                      runner_command=runner_command(self.workspace.home),
+                      running=tuple(run_label(r) for r in running),
+                      queued=tuple(run_label(r) for r in queued))
+
+    def totals(self, today: int, days: int = RECENT_DAYS) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """Dates and total unit sales of the last ``days`` stored days (re-read on a new day)."""
+        if today != self._totals_key:
+            first = max(self.store.first_day(), today - days + 1)
+            sales, _ = self.store.read_matrix(first, today)
+            dates = tuple(str(d.date()) for d in day_date(np.arange(first, today + 1)))
+            self._totals = (dates, tuple(float(x) for x in sales.sum(axis=0)))
+            self._totals_key = today
+        return self._totals
+
+    def snapshot(self, metric: str = DEFAULT_METRIC) -> Snapshot:
+        """Everything at once: the header, models, runs, one metric's history and recent totals."""
+        today = self.store.last_day()
+        running, queued = self.runs.running(), self.runs.queued()
+        data = self.registry_data()
+        history = self.history(metric)
+        live = tuple(data["models"])
+        recent = self.runs.runs(limit=RECENT_RUNS)
+        deleted = tuple(m for m in self._metric_models if m not in data["models"])
+        return Snapshot(
+            header=self.header(today, running, queued),
+            models=model_rows(data["models"], self._latest, running + queued),
+            runs=run_rows(recent, set(live)), history=history, live=live, deleted=deleted,
+            totals=self.totals(today), metric=metric)
