@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from m5ops.atomic import atomic_path
@@ -15,6 +16,7 @@ from m5ops.data.features import (
     attach_ids,
     calendar_features,
     compute_block,
+    day_columns,
     day_frame,
 )
 from m5ops.data.schema import M5Dataset, day_label
@@ -40,11 +42,14 @@ class FeatureStore:
 
     def write_day(self, frame: pd.DataFrame) -> Path:
         """Store one day's feature rows atomically (a rebuilt day replaces the old file)."""
-        day = int(frame["day"].iloc[0])
+        return self._write_table(int(frame["day"].iloc[0]), pa.Table.from_pandas(frame, preserve_index=False))
+
+    def _write_table(self, day: int, table: pa.Table) -> Path:
+        """``write_day`` for rows already in Arrow (build_all skips pandas: ~10 ms a day less)."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"day={day:06d}.parquet"
         with atomic_path(final) as tmp:
-            frame.to_parquet(tmp, index=False)
+            pq.write_table(table, tmp)
         return final
 
     def read(self, start: int, end: int, series: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
@@ -66,7 +71,8 @@ class FeatureStore:
         path = self.root / f"day={day:06d}.parquet"
         if not path.is_file():
             return None
-        return pq.read_table(path, columns=["price_max"]).column("price_max").to_numpy(zero_copy_only=False)
+        with pq.ParquetFile(path) as file:
+            return file.read(columns=["price_max"]).column("price_max").to_numpy(zero_copy_only=False)
 
     def build_all(self, data: M5Dataset, calendar: pd.DataFrame, progress=None) -> None:
         """Features of every day of a data set, computed in chunks of series to bound memory."""
@@ -77,21 +83,24 @@ class FeatureStore:
             for rows in _chunks(data.n_series, SERIES_CHUNK)
         ]
         states = data.series["state_id"]
-        for j, _day in enumerate(progress(days) if progress else days):
-            parts = [day_frame(block, j, cal, states.iloc[rows]) for rows, block in blocks]
-            frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-            frame["series"] = np.arange(data.n_series, dtype=np.int32)
-            self.write_day(frame)
+        for j, day in enumerate(progress(days) if progress else days):
+            # the rows of day_frame, straight to Arrow: no DataFrame per chunk, no concat
+            parts = [day_columns(block, j, cal, states.iloc[rows]) for rows, block in blocks]
+            columns = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+            columns["series"] = np.arange(data.n_series, dtype=np.int32)
+            self._write_table(day, pa.table(columns))
 
     def build_day(self, store: DayStore, day: int, calendar: pd.DataFrame) -> pd.DataFrame:
         """Features of one stored day from the ``HISTORY_DAYS`` before it: cost independent of history."""
-        first = max(store.first_day(), day - HISTORY_DAYS)
+        store_first = store.first_day()
+        first = max(store_first, day - HISTORY_DAYS)
         sales, prices = store.read_matrix(first, day)
         previous_max = self.price_max(first - 1)
-        if first > store.first_day() and previous_max is None:
+        if first > store_first and previous_max is None:
             raise DataError(f"features of {day_label(first - 1)} are missing; rebuild features with 'm5ops init --force'")
         block = compute_block(sales, prices, first, day, previous_max)
-        frame = day_frame(block, 0, calendar_features(calendar), store.series()["state_id"])
+        today = calendar[calendar["day"].to_numpy().astype(int) == day]  # not the whole calendar: it grows
+        frame = day_frame(block, 0, calendar_features(today), store.series()["state_id"])
         self.write_day(frame)
         return frame
 

@@ -19,6 +19,7 @@ ROLLING_MEANS = (7, 28, 56)
 ROLLING_STDS = (7, 28)
 PRICE_WEEK = 7
 HISTORY_DAYS = SHIFT + max(ROLLING_MEANS + ROLLING_STDS) - 1
+ROW_BLOCK = 512  # series per pass of the sales features: float64 temporaries of a few MB
 EVENT_TYPES = {"Sporting": 1, "Cultural": 2, "National": 3, "Religious": 4}
 
 LAG_COLUMNS = [f"lag_{k}" for k in LAGS]
@@ -56,68 +57,85 @@ def compute_block(
     (None when the matrix starts at the beginning of the data).
     """
     offset = out_start - first_day
-    n, width = sales.shape
-    out = np.arange(offset, width)
-    cum = _prefix_sums(sales)
-    cum_sq = _prefix_sums(np.square(sales, dtype=np.float64))
-    columns: dict[str, np.ndarray] = {}
-    for k in LAGS:
-        columns[f"lag_{k}"] = _take_days(sales, out - k)
-    for w in ROLLING_MEANS:
-        columns[f"rmean_{w}"] = _rolling_mean(cum, out - SHIFT, w)
-    for w in ROLLING_STDS:
-        columns[f"rstd_{w}"] = _rolling_std(cum, cum_sq, out - SHIFT, w)
+    n, count = sales.shape[0], max(sales.shape[1] - offset, 0)
+    columns = {name: np.empty((n, count), dtype=np.float32) for name in LAG_COLUMNS + ROLLING_COLUMNS}
+    for lo in range(0, n, ROW_BLOCK):
+        rows = slice(lo, min(lo + ROW_BLOCK, n))
+        _sales_features(sales[rows], offset, {name: matrix[rows] for name, matrix in columns.items()})
     running_max = np.fmax.accumulate(prices, axis=1)
     if price_max_before is not None:
         running_max = np.fmax(running_max, price_max_before[:, None])
-    price = prices[:, out]
+    price = prices[:, offset:].copy()
+    previous = _shifted(prices, offset - PRICE_WEEK, np.empty((n, count), dtype=np.float32))
     with np.errstate(invalid="ignore", divide="ignore"):
         columns["sell_price"] = price
-        columns["price_rel_max"] = (price / running_max[:, out]).astype(np.float32)
-        columns["price_change_week"] = (price / _take_days(prices, out - PRICE_WEEK) - 1).astype(np.float32)
-    return FeatureBlock(out_start, columns, sales[:, out], running_max[:, out].astype(np.float32))
+        columns["price_rel_max"] = (price / running_max[:, offset:]).astype(np.float32, copy=False)
+        columns["price_change_week"] = (price / previous - 1).astype(np.float32, copy=False)
+    return FeatureBlock(out_start, columns, sales[:, offset:].copy(), running_max[:, offset:].astype(np.float32))
+
+
+def _sales_features(sales: np.ndarray, offset: int, out: dict[str, np.ndarray]) -> None:
+    """Fill the lag and rolling columns of some series (``out``: their rows of each column).
+
+    The output days are consecutive, so every feature reads consecutive columns: slices, not
+    a gather per element. A few hundred series at a time keep the float64 temporaries small.
+    """
+    cum = _prefix_sums(sales)
+    cum_sq = _prefix_sums(np.square(sales, dtype=np.float64))
+    for k in LAGS:
+        _shifted(sales, offset - k, out[f"lag_{k}"])
+    for w in ROLLING_MEANS:
+        _rolling_mean(cum, offset - SHIFT, w, out[f"rmean_{w}"])
+    for w in ROLLING_STDS:
+        _rolling_std(cum, cum_sq, offset - SHIFT, w, out[f"rstd_{w}"])
 
 
 def _prefix_sums(values: np.ndarray) -> np.ndarray:
     """Cumulative sums along days with a leading zero column, in float64 (exact for counts)."""
-    cum = np.zeros((values.shape[0], values.shape[1] + 1), dtype=np.float64)
+    cum = np.empty((values.shape[0], values.shape[1] + 1), dtype=np.float64)
+    cum[:, 0] = 0.0
     np.cumsum(values, axis=1, dtype=np.float64, out=cum[:, 1:])
     return cum
 
 
-def _take_days(matrix: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Columns of a matrix by index, NaN where the index falls before the matrix."""
-    result = np.full((matrix.shape[0], len(columns)), np.nan, dtype=np.float32)
-    valid = columns >= 0
-    result[:, valid] = matrix[:, columns[valid]]
-    return result
+def _shifted(matrix: np.ndarray, start: int, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` with columns ``start..`` of a matrix, NaN where they fall before it."""
+    count = out.shape[1]
+    skip = min(max(-start, 0), count)
+    out[:, :skip] = np.nan
+    out[:, skip:] = matrix[:, start + skip:start + count]
+    return out
 
 
-def _window_sums(cum: np.ndarray, ends: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sums over the ``window`` days ending at each index in ``ends``, and which are complete."""
-    valid = ends - window + 1 >= 0
-    hi = np.clip(ends + 1, 0, cum.shape[1] - 1)
-    lo = np.clip(ends + 1 - window, 0, cum.shape[1] - 1)
-    return cum[:, hi] - cum[:, lo], valid
+def _window_sums(cum: np.ndarray, start: int, count: int, window: int) -> tuple[int, np.ndarray]:
+    """Sums over the ``window`` days ending at days ``start..start+count-1``, complete windows only.
+
+    Returns how many leading days have an incomplete window, and the sums (float64) of the others.
+    """
+    skip = min(max(window - 1 - start, 0), count)
+    hi = start + skip + 1  # cum[:, e + 1] - cum[:, e + 1 - window] is the window ending at day e
+    return skip, np.subtract(cum[:, hi:start + count + 1], cum[:, hi - window:start + count + 1 - window])
 
 
-def _rolling_mean(cum: np.ndarray, ends: np.ndarray, window: int) -> np.ndarray:
-    """Mean over complete windows ending at ``ends``; NaN where the window is incomplete."""
-    sums, valid = _window_sums(cum, ends, window)
-    result = (sums / window).astype(np.float32)
-    result[:, ~valid] = np.nan
-    return result
+def _rolling_mean(cum: np.ndarray, start: int, window: int, out: np.ndarray) -> None:
+    """Mean over complete windows ending at days ``start..``; NaN where the window is incomplete."""
+    skip, sums = _window_sums(cum, start, out.shape[1], window)
+    out[:, :skip] = np.nan
+    np.divide(sums, window, out=out[:, skip:])  # divided in float64, then rounded to float32
 
 
-def _rolling_std(cum: np.ndarray, cum_sq: np.ndarray, ends: np.ndarray, window: int) -> np.ndarray:
+def _rolling_std(cum: np.ndarray, cum_sq: np.ndarray, start: int, window: int, out: np.ndarray) -> None:
     """Population std over complete windows; exact zero on constant windows of counts."""
-    sums, valid = _window_sums(cum, ends, window)
-    squares, _ = _window_sums(cum_sq, ends, window)
+    skip, sums = _window_sums(cum, start, out.shape[1], window)
+    _, squares = _window_sums(cum_sq, start, out.shape[1], window)
     # Integer sums are exact in float64, so w*sum(x^2) - sum(x)^2 is exact: no float noise.
-    variance = np.maximum(window * squares - sums * sums, 0.0) / (window * window)
-    result = np.sqrt(variance).astype(np.float32)
-    result[:, ~valid] = np.nan
-    return result
+    squares *= window
+    sums *= sums
+    squares -= sums
+    np.maximum(squares, 0.0, out=squares)
+    squares /= window * window
+    out[:, :skip] = np.nan
+    np.sqrt(squares, out=out[:, skip:])  # the root in float64, then rounded to float32
 
 
 def calendar_features(calendar: pd.DataFrame) -> pd.DataFrame:
@@ -138,23 +156,38 @@ def day_frame(block: FeatureBlock, j: int, calendar: pd.DataFrame, states: pd.Se
 
     ``calendar`` comes from ``calendar_features``; ``states`` is each series' state id.
     """
+    return pd.DataFrame(day_columns(block, j, calendar, states))
+
+
+def day_columns(block: FeatureBlock, j: int, calendar: pd.DataFrame, states: pd.Series) -> dict[str, np.ndarray]:
+    """The columns of ``day_frame`` as arrays, in order (cheaper when they go straight to a file)."""
     day = block.first_day + j
     n = block.sales.shape[0]
     row = calendar.loc[day]
-    frame = pd.DataFrame({
+    columns = {
         "series": np.arange(n, dtype=np.int32),
         "day": np.full(n, day, dtype=np.int32),
         "sales": block.sales[:, j].astype(np.float32),
-    })
+    }
     for name, matrix in block.columns.items():
-        frame[name] = matrix[:, j]
+        columns[name] = matrix[:, j]
     for name in ("wday", "month", "mday", "event"):
-        frame[name] = np.full(n, row[name], dtype=np.int8)
-    state_codes, state_names = pd.factorize(states.astype(str))
+        columns[name] = np.full(n, row[name], dtype=np.int8)
+    state_codes, state_names = _state_codes(states)
     snap_by_state = np.array([row.get(f"snap_{s}", 0) for s in state_names], dtype=np.int8)
-    frame["snap"] = snap_by_state[state_codes]
-    frame["price_max"] = block.price_max[:, j]
-    return frame
+    columns["snap"] = snap_by_state[state_codes]
+    columns["price_max"] = block.price_max[:, j]
+    return columns
+
+
+def _state_codes(states: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """(code of each series' state, state names): a categorical's own codes, without a string per row."""
+    if isinstance(states.dtype, pd.CategoricalDtype):
+        codes = states.cat.codes.to_numpy()
+        if (codes >= 0).all():
+            return codes, [str(s) for s in states.cat.categories]
+    codes, names = pd.factorize(states.astype(str))
+    return codes, list(names)
 
 
 def attach_ids(frame: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
