@@ -113,7 +113,7 @@ def test_store_survives_sigkill_in_the_middle_of_appends(tmp_path):
         table = pq.read_table(store.days_dir / f"day={day:06d}.parquet")
         assert table.num_rows == n and set(table.column("sales").to_pylist()[:3]) == {day % 100}
     store.clean_temporaries()
-    assert not list(store.days_dir.glob(".tmp-*"))
+    assert not list(store.days_dir.glob(".*.tmp-*"))
 
 
 def test_a_racing_second_writer_of_the_same_day_is_refused(store, monkeypatch):

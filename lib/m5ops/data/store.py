@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from m5ops.atomic import atomic_path, publish_exclusive
+from m5ops.atomic import atomic_path, remove_stale_temps
 from m5ops.data.schema import SERIES_COLUMNS, M5Dataset, day_date, day_label
 from m5ops.errors import DataError
 
@@ -56,15 +56,11 @@ class DayStore:
             )
         table = self._day_table(sales, prices)
         final = self._day_path(day)
-        tmp = self.days_dir / f".tmp-{day:06d}-{os.getpid()}.parquet"
         try:
-            pq.write_table(table, tmp)
-            _fsync(tmp)
-            publish_exclusive(tmp, final)
+            with atomic_path(final, exclusive=True) as tmp:
+                pq.write_table(table, tmp)
         except FileExistsError as exc:
             raise DataError(f"{day_label(day)} is already stored ({final}); a day is never stored twice") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
         return final
 
     def append_dataset(self, data: M5Dataset, progress=None) -> None:
@@ -173,17 +169,4 @@ class DayStore:
 
     def clean_temporaries(self) -> int:
         """Remove temporary files a crashed writer left behind; returns how many."""
-        removed = 0
-        for path in self.days_dir.glob(".tmp-*"):
-            path.unlink(missing_ok=True)
-            removed += 1
-        return removed
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's bytes to disk before it is published."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return len(remove_stale_temps(self.days_dir, older_than_s=0))
