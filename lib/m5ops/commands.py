@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from m5ops import management
 from m5ops.data.arrival import Holdback
@@ -34,7 +33,7 @@ def cmd_init(workspace: Workspace, args: Args) -> str:
 
 
 def cmd_tick(workspace: Workspace, args: Args) -> str:
-    from m5ops.orchestration.jobs import tick
+    from m5ops.orchestration.runner import backfill
 
     workspace.require()
     if args.days < 1:
@@ -42,12 +41,10 @@ def cmd_tick(workspace: Workspace, args: Args) -> str:
     if args.queue:
         run_id = RunStore(workspace.runs_path).enqueue("tick", params={"days": args.days})
         return f"queued tick x{args.days} as run {run_id}"
-    failed = 0
-    for _ in tqdm(range(args.days), desc="ticks", unit="day"):
-        runs = tick(workspace, trigger="backfill" if args.days > 1 else "manual")
-        failed += sum(r["status"] != "succeeded" for r in runs)
+    runs = backfill(workspace, args.days)  # holds the runner lock: refused while a runner runs
+    failed = sum(r["status"] != "succeeded" for r in runs)
     status = workspace_status(workspace)
-    return f"today is {status['today']} ({status['date']}); {failed} failed run(s)"
+    return f"today is {status['today']} ({status['date']}); {len(runs)} run(s), {failed} not succeeded"
 
 
 def workspace_status(workspace: Workspace) -> dict:
@@ -62,7 +59,7 @@ def workspace_status(workspace: Workspace) -> dict:
         "date": str(day_date(today).date()), "first_day": day_label(first), "days": today - first + 1,
         "series": store.n_series(), "rows": store.n_series() * (today - first + 1),
         "held_back_days_left": Holdback(workspace.holdback_path).remaining_after(today),
-        "runner_alive": runs.alive(), "runner": heartbeat,
+        "runner_alive": runs.alive(), "runner": heartbeat, "schedule": runs.runner_state(),
         "running": [_run_line(r) for r in runs.running()], "queued": [_run_line(r) for r in runs.queued()],
     }
 
@@ -82,9 +79,18 @@ def cmd_status(workspace: Workspace, args: Args):
         f"data:      {status['days']} days x {status['series']} series = {status['rows']} rows",
         f"held back: {status['held_back_days_left']} real days left",
         f"runner:    {runner}",
+        f"schedule:  {_schedule_line(status['schedule'], status['runner_alive'])}",
         f"running:   {', '.join(status['running']) or '-'}",
         f"queued:    {', '.join(status['queued']) or '-'}",
     ])
+
+
+def _schedule_line(state: dict, alive: bool) -> str:
+    """How the runner ticks, when it last did, and (while it runs) when it ticks next."""
+    if not state:
+        return "no runner has run in this workspace yet"
+    line = f"{state.get('schedule', '?')}, last tick {state.get('last_tick_at') or 'never'}"
+    return line + (f", next tick {state['next_tick_at']}" if alive and state.get("next_tick_at") else "")
 
 
 def cmd_export(workspace: Workspace, args: Args) -> str:

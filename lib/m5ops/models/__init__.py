@@ -2,8 +2,17 @@
 
 ``get_kind("lightgbm")(**params).fit(train)`` trains any kind; ``ForecastModel.load(dir)``
 reads any saved model back. A new kind is a ``ForecastModel`` subclass passed to ``register``.
+
+Your own kinds: put them in a module that calls ``register`` at import, and name it in the
+``M5OPS_PLUGINS`` environment variable (comma-separated module names, importable from
+``PYTHONPATH``), e.g. ``M5OPS_PLUGINS=my_kinds``. This package imports them when it is
+imported, so the CLI, the runner and the notebook kernels it starts (which inherit the
+environment) all know the same kinds.
 """
 from __future__ import annotations
+
+import importlib
+import os
 
 from m5ops.errors import ParameterError
 from m5ops.models.base import (
@@ -58,9 +67,25 @@ describe_kinds = model_kinds.describe
 for _cls in (LightGBMModel, HistGBModel, SeasonalNaiveModel, MovingAverageModel):
     register(_cls)
 
+
+def load_plugins(names: str | None = None) -> list[str]:
+    """Import the plugin modules named in ``names`` (default: ``$M5OPS_PLUGINS``); returns their names."""
+    spec = os.environ.get("M5OPS_PLUGINS", "") if names is None else names
+    modules = [name.strip() for name in spec.split(",") if name.strip()]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ImportError(f"M5OPS_PLUGINS names {module!r}, which cannot be imported ({exc}); put its"
+                              " folder on PYTHONPATH or remove it from M5OPS_PLUGINS") from exc
+    return modules
+
+
 __all__ = [
     "CATEGORICALS", "FEATURES", "TARGET", "ForecastInput", "ForecastModel", "HistGBModel",
     "LightGBMModel", "ModelKinds", "MovingAverageModel", "Param", "ParamSchema",
     "SeasonalNaiveModel", "TrainingSummary", "describe_kinds", "get_kind", "kinds",
-    "model_kinds", "register",
+    "load_plugins", "model_kinds", "register",
 ]
+
+load_plugins()

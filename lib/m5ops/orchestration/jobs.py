@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
+
+import nbformat
 
 from m5ops.data.schema import day_date
 from m5ops.data.store import DayStore
@@ -30,8 +33,43 @@ def sim_date_for(workspace: Workspace, task: str) -> str:
     return str(day_date(today + 1 if task == "simulate_day" else today).date())
 
 
+_ENDINGS: dict[str, tuple[str, str]] = {}  # run id -> (status, reason) for runs killed on purpose
+_ENDINGS_LOCK = threading.Lock()
+
+
+def end_as(run_id: str, status: str, reason: str) -> None:
+    """Record ``run_id`` as ``status`` (interrupted or cancelled) with ``reason`` if its process is killed.
+
+    Call it just before killing a running task on purpose (the runner does when the model is
+    deleted or its stop grace is over): the execution then ends as failed, and ``run_task``
+    records this status and reason instead. A run that succeeded anyway stays succeeded.
+    """
+    with _ENDINGS_LOCK:
+        _ENDINGS[run_id] = (status, reason)
+
+
+def _note_stopped(output, reason: str) -> None:
+    """Append why a run was stopped on purpose to its executed notebook, if one was written."""
+    try:
+        nb = nbformat.read(output, as_version=4)
+        nb.cells.append(nbformat.v4.new_markdown_cell(f"**m5ops: this run was stopped.** {reason}"))
+        nbformat.write(nb, output)
+    except (OSError, ValueError) as exc:
+        log.warning("could not annotate the notebook %s: %s", output, exc)
+
+
+def start_run(workspace: Workspace, task: str, params: dict | None = None, *, trigger: str = "manual",
+              attempt: int = 1) -> str:
+    """Check a task's parameters, then record it as a run, running now in this process; returns its id."""
+    params = dict(params or {})
+    executor.get_task(task).validate({"home": str(workspace.home), "run_id": "x", **params})
+    return RunStore(workspace.runs_path).new_run(
+        task, model=params.get("model"), params=params, trigger=trigger, status="running",
+        sim_day=DayStore(workspace.data_dir).last_day(), attempt=attempt)
+
+
 def run_task(workspace: Workspace, task: str, params: dict | None = None, *, trigger: str = "manual",
-             run_id: str | None = None, settings: JobSettings | None = None) -> dict:
+             run_id: str | None = None, settings: JobSettings | None = None, attempt: int = 1) -> dict:
     """Execute one task notebook as a run recorded in runs.db; returns the finished run."""
     settings = settings or JobSettings()
     runs = RunStore(workspace.runs_path)
@@ -39,15 +77,20 @@ def run_task(workspace: Workspace, task: str, params: dict | None = None, *, tri
     model = params.get("model")
     executor.get_task(task).validate({"home": str(workspace.home), "run_id": "x", **params})
     if run_id is None:
-        run_id = runs.new_run(task, model=model, params=params, trigger=trigger, status="running",
-                              sim_day=DayStore(workspace.data_dir).last_day())
+        run_id = start_run(workspace, task, params, trigger=trigger, attempt=attempt)
     output = executor.output_path(workspace.outputs_dir, sim_date_for(workspace, task), task, run_id, model)
     runs.set_output(run_id, str(output))
-    log.info("run %s started task=%s model=%s trigger=%s", run_id, task, model, trigger)
+    log.info("run %s started task=%s model=%s trigger=%s attempt=%d", run_id, task, model, trigger, attempt)
     result = executor.execute(task, {"home": str(workspace.home), "run_id": run_id, **params}, output, settings.timeout_s)
-    runs.finish(run_id, result.status, output=str(result.output), error=result.error)
-    if result.error:
-        log.warning("run %s failed: %s", run_id, result.error)
+    with _ENDINGS_LOCK:
+        ending = _ENDINGS.pop(run_id, None)
+    status, error = result.status, result.error
+    if ending and status == "failed":  # killed on purpose: say so in the record and in the notebook
+        status, error = ending
+        _note_stopped(result.output, error)
+    runs.finish(run_id, status, output=str(result.output), error=error)
+    if error:
+        log.warning("run %s %s: %s", run_id, status, error)
     return runs.get(run_id)
 
 
@@ -58,11 +101,11 @@ def run_with_retries(workspace: Workspace, task: str, params: dict | None = None
 
     settings = settings or JobSettings()
     run = run_task(workspace, task, params, trigger=trigger, settings=settings)
-    for _attempt in range(settings.retries):
-        if run["status"] == "succeeded":
+    for attempt in range(2, settings.retries + 2):
+        if run["status"] != "failed":  # succeeded, or interrupted/cancelled on purpose: no retry
             break
         (sleep or time.sleep)(settings.retry_delay_s)
-        run = run_task(workspace, task, params, trigger=trigger, settings=settings)
+        run = run_task(workspace, task, params, trigger=trigger, settings=settings, attempt=attempt)
     return run
 
 

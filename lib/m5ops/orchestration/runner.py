@@ -1,0 +1,220 @@
+"""The runner: a long-running process that ticks the simulated days and carries out manual requests.
+
+    Runner(workspace, RunnerSettings(day_seconds=10)).serve()   # until SIGINT or SIGTERM
+
+- **Ticks** (``schedule``: daily at ``--at``, or every ``--day-seconds`` in demo mode): the
+  arrival notebook, the evaluation of all models, then one training notebook per active model
+  whose weekly retraining is due; a paused model is skipped (``work.Work.tick``).
+- **Requests** queued in ``runs.db`` (``--queue`` on the CLI, or the dashboard): train, evaluate,
+  simulate_day, and tick (``{"days": N}``, a meta-run over its sub-runs). They are claimed within
+  ``poll_s`` when the runner is idle, and between the steps of a tick otherwise. Runs execute one
+  at a time, each in a forked child (``executor``), so two trainings of a model never overlap.
+- **Failures**: a failing run is retried after ``retry_delay_s``, up to ``retries`` times; a run
+  past its timeout is killed with its kernel; a training whose model is deleted while it runs is
+  killed and recorded cancelled. The runner carries on.
+- **Restart**: one driver per workspace (``lock.RunnerLock``; a second one exits naming the
+  first one's pid). At start, the task processes a killed driver left are killed, its runs
+  marked interrupted, and if ticks were missed meanwhile the last one runs once (``scheduling``).
+- **Heartbeat**: a watcher thread beats in ``runs.db`` every ``beat_s`` (``m5ops status``).
+- **Stop**: on SIGINT or SIGTERM the runner claims nothing more and lets the current run finish
+  for up to ``grace_s`` (a second signal cuts that short), else kills it and records it
+  interrupted; then it clears its heartbeat and releases the lock.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+
+import psutil
+from tqdm.auto import tqdm
+
+from m5ops.errors import M5opsError, ParameterError
+from m5ops.orchestration.lock import TOKEN_ENV, RunnerLock, kill_leftovers
+from m5ops.orchestration.scheduling import (
+    RunnerError, RunnerSettings, add_arguments, build_scheduler, missed_tick, next_run_utc, parse_time,
+)
+from m5ops.orchestration.work import Work
+from m5ops.runs import utc_now
+from m5ops.workspace import Workspace
+
+__all__ = ["Runner", "RunnerError", "RunnerSettings", "add_arguments", "backfill", "main", "run_from_args"]
+log = logging.getLogger("m5ops.runner")
+WATCH_S = 0.25  # how often the watcher looks at the current run (stop grace, deleted model)
+
+
+class Runner:
+    """The process that drives one workspace: schedule, queue, heartbeat, signals, lock."""
+
+    def __init__(self, workspace: Workspace, settings: RunnerSettings | None = None, *, serving: bool = True):
+        self.workspace = workspace
+        self.settings = settings or RunnerSettings()
+        self.stopping = threading.Event()
+        self.work = Work(workspace, self.settings, self.stopping, serving=serving)
+        self.runs = self.work.runs
+        self._deadline: float | None = None
+        self._why_stop = ""
+
+    def serve(self) -> str:
+        """Drive the workspace until SIGINT or SIGTERM: catch up, tick on schedule, serve the queue."""
+        with RunnerLock(self.workspace) as lock, self.handling_signals(), self.watching(beat=True):
+            self.recover(lock)
+            log.info("runner started, pid %d: ticks %s, retries %d, timeout %g s", os.getpid(),
+                     self.settings.describe(), self.settings.retries, self.settings.timeout_s)
+            self._catch_up()
+            scheduler = build_scheduler(self.settings, self._scheduled_tick)
+            noted = None
+            while not self.stopping.is_set():
+                try:
+                    scheduler.run_pending()
+                    if noted != scheduler.next_run:
+                        noted = scheduler.next_run
+                        self.runs.set_runner_state(next_tick_at=next_run_utc(scheduler))
+                    if self.work.serve_queue():
+                        continue
+                except M5opsError as exc:  # runs.db busy for too long, registry unreadable: wait, retry
+                    log.error("%s; the runner retries in 5 s", exc)
+                    self.stopping.wait(5.0)
+                self.stopping.wait(self.settings.poll_s)
+        log.info("runner stopped (%s)", self._why_stop)
+        return f"runner stopped ({self._why_stop})"
+
+    def stop(self, why: str = "requested") -> None:
+        """Claim nothing more; the current run gets ``grace_s`` to finish (a second call: none)."""
+        if self.stopping.is_set():
+            self._deadline = time.monotonic()
+            log.warning("second stop request (%s): interrupting the current run now", why)
+            return
+        self._why_stop = why
+        self._deadline = time.monotonic() + self.settings.grace_s
+        self.stopping.set()
+        log.info("stop requested (%s): the current run, if any, gets %g s to finish", why, self.settings.grace_s)
+
+    @contextlib.contextmanager
+    def handling_signals(self):
+        """SIGINT and SIGTERM call ``stop`` while inside (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        pid = os.getpid()
+
+        def handler(signum, frame):
+            if os.getpid() == pid:  # a forked task inherits this handler: there, the signal is ignored
+                self.stop(signal.Signals(signum).name)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    @contextlib.contextmanager
+    def watching(self, beat: bool):
+        """A thread that beats the heartbeat (if ``beat``) and ends the current run when it must."""
+        done = threading.Event()
+        thread = threading.Thread(target=self._watch, args=(done, beat), name="m5ops-watcher", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            if beat:
+                self.runs.clear_heartbeat(os.getpid())
+
+    def _watch(self, done: threading.Event, beat: bool) -> None:
+        """Beat every ``beat_s``; end the current run if its model is deleted or the stop grace is over."""
+        next_beat = 0.0
+        while True:
+            try:
+                if beat and time.monotonic() >= next_beat:
+                    current = self.work.current
+                    self.runs.beat(os.getpid(), current.run_id if current else None)
+                    next_beat = time.monotonic() + self.settings.beat_s
+                over = self._deadline is not None and time.monotonic() >= self._deadline
+                self.work.end_current_if_needed(
+                    f"interrupted: the runner was stopped ({self._why_stop}) before the run finished"
+                    f" (grace {self.settings.grace_s:g} s)" if over else None)
+            except Exception:  # a busy runs.db, say: logged with its traceback, tried again
+                log.exception("the watcher hit an error; it carries on")
+            if done.wait(WATCH_S):
+                return
+
+    def recover(self, lock: RunnerLock) -> None:
+        """Clean up after a driver that died: kill the tasks it left, mark its runs interrupted."""
+        killed = kill_leftovers(lock.previous.get("token"))
+        if killed:
+            log.warning("killed %d task process(es) left by pid %s: %s", len(killed), lock.previous.get("pid"), killed)
+        os.environ[TOKEN_ENV] = lock.token  # inherited by every task process and kernel from now on
+        dead = lock.previous.get("pid")
+        for run in self.runs.running():
+            if not run["pid"] or run["pid"] in (dead, os.getpid()) or not psutil.pid_exists(run["pid"]):
+                self.work.close(run["id"], "interrupted",
+                                f"interrupted: its process (pid {run['pid']}) stopped before the run finished")
+                log.warning("run %s (%s) marked interrupted: pid %s is gone", run["id"], run["task"], run["pid"])
+
+    def _catch_up(self) -> None:
+        """Run the last missed tick once if the schedule fired while no runner ran; note this start."""
+        state = self.runs.runner_state()
+        last = parse_time(state.get("last_tick_at")) or parse_time(state.get("runner_started_at"))
+        self.runs.set_runner_state(runner_started_at=utc_now(), schedule=self.settings.describe())
+        if missed_tick(self.settings, last, datetime.now().astimezone()):
+            log.info("catch-up: a tick fell due since %s; running it once now", last.isoformat(timespec="seconds"))
+            self._scheduled_tick()
+
+    def _scheduled_tick(self) -> None:
+        """The schedule's job: one tick, whose start is remembered for the catch-up."""
+        if self.stopping.is_set():
+            return
+        self.runs.set_runner_state(last_tick_at=utc_now(), next_tick_at=None)  # next: known once it ends
+        try:
+            self.work.tick("schedule")
+        except Exception:  # a tick that breaks unexpectedly is logged with its traceback; the runner goes on
+            log.exception("the tick stopped on an unexpected error; the runner carries on")
+
+
+def backfill(workspace: Workspace, days: int, settings: RunnerSettings | None = None,
+             progress: bool = True) -> list[dict]:
+    """``m5ops tick --days N``: N full ticks now, holding the runner lock; returns every run."""
+    if days < 1:
+        raise ParameterError(f"--days must be at least 1, got {days}")
+    runner = Runner(workspace, settings, serving=False)
+    trigger = "backfill" if days > 1 else "manual"
+    done: list[dict] = []
+    with RunnerLock(workspace, what=f"m5ops tick --days {days}") as lock, runner.handling_signals(), \
+            runner.watching(beat=False):
+        runner.recover(lock)
+        for _ in tqdm(range(days), desc="ticks", unit="day", disable=not progress):
+            if runner.stopping.is_set():
+                break
+            done += runner.work.tick(trigger)
+    return done
+
+
+def run_from_args(workspace: Workspace, args: argparse.Namespace) -> str:
+    """``m5ops runner``: serve the workspace with settings from the parsed arguments."""
+    return Runner(workspace.require(), RunnerSettings.from_args(args)).serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``runner/run_runner.py``: the same as ``m5ops runner``."""
+    from m5ops.logs import configure
+    from m5ops.workspace import default_home
+
+    parser = argparse.ArgumentParser(prog="run_runner.py", description="Run the m5ops runner (the scheduler).")
+    parser.add_argument("--home", default=None, help="workspace folder (default: $M5OPS_HOME, else ./workspace)")
+    args = add_arguments(parser).parse_args(argv)
+    workspace = Workspace(args.home or default_home())
+    configure(workspace.logs_dir if workspace.exists() else None)
+    try:
+        print(run_from_args(workspace, args))
+    except M5opsError as exc:
+        print(f"run_runner: {exc}", file=sys.stderr)
+        return 2
+    return 0

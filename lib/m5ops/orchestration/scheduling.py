@@ -1,0 +1,121 @@
+"""When the runner ticks: its settings, the ``schedule`` job, and whether a tick was missed.
+
+Wall-clock mode ticks once a day at ``--at`` (local time); demo mode ticks every
+``--day-seconds`` seconds. After downtime, the last missed tick runs once, right at start (the
+seed's catch-up): in wall-clock mode when the last tick is older than the latest ``--at`` time,
+in demo mode when more than ``day_seconds`` passed since it. A workspace whose runner never
+started has missed nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import schedule
+
+from m5ops.errors import M5opsError
+
+_AT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class RunnerError(M5opsError):
+    """The runner refused to start (bad settings, another runner holds the workspace)."""
+
+
+@dataclass
+class RunnerSettings:
+    """How the runner ticks, retries, times out and stops; checked when made."""
+
+    at: str = "02:00"
+    day_seconds: float | None = None
+    retries: int = 1
+    retry_delay_s: float = 5.0
+    timeout_s: float = 3600.0
+    grace_s: float = 30.0
+    poll_s: float = 0.2
+    beat_s: float = 2.0
+
+    def __post_init__(self):
+        """Refuse settings that cannot work, saying what to pass instead."""
+        if not isinstance(self.at, str) or not _AT.match(self.at):
+            raise RunnerError(f"--at {self.at!r} is not a time of day: use HH:MM on the 24-hour clock, e.g. --at 02:00")
+        if self.day_seconds is not None and not self.day_seconds > 0:
+            raise RunnerError(f"--day-seconds {self.day_seconds} is not a positive number of seconds: use e.g."
+                              " --day-seconds 10, or leave it out to tick once a day at --at")
+        if self.retries < 0:
+            raise RunnerError(f"--retries {self.retries} is negative: use 0 (never retry) or more, e.g. --retries 1")
+        for flag, value in (("--timeout", self.timeout_s), ("--poll", self.poll_s), ("--beat", self.beat_s)):
+            if not value > 0:
+                raise RunnerError(f"{flag} {value} is not a positive number of seconds, e.g. {flag} 3600")
+        for flag, value in (("--retry-delay", self.retry_delay_s), ("--grace", self.grace_s)):
+            if value < 0:
+                raise RunnerError(f"{flag} {value} is negative: use 0 or more seconds, e.g. {flag} 5")
+
+    @classmethod
+    def from_args(cls, args) -> "RunnerSettings":
+        """Settings from parsed CLI arguments (flags a parser lacks keep their defaults)."""
+        given = {"at": "at", "day_seconds": "day_seconds", "retries": "retries", "timeout_s": "timeout",
+                 "retry_delay_s": "retry_delay", "grace_s": "grace"}
+        return cls(**{field: getattr(args, flag) for field, flag in given.items()
+                      if getattr(args, flag, None) is not None})
+
+    def job_settings(self):
+        """What each single run needs to know (a ``jobs.JobSettings``): its timeout; retries are the runner's."""
+        from m5ops.orchestration.jobs import JobSettings  # late: importing jobs imports papermill
+
+        return JobSettings(timeout_s=self.timeout_s, retries=0, retry_delay_s=self.retry_delay_s)
+
+    def describe(self) -> str:
+        """The schedule in words: 'daily at 02:00' or 'every 10 s (demo)'."""
+        return f"every {self.day_seconds:g} s (demo)" if self.day_seconds else f"daily at {self.at}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The runner's options, for ``m5ops runner`` and ``runner/run_runner.py`` (cheap: no papermill import)."""
+    parser.add_argument("--at", default="02:00", help="wall-clock time of the daily tick, HH:MM (local time)")
+    parser.add_argument("--day-seconds", type=float, help="demo mode: one simulated day every N seconds")
+    parser.add_argument("--retries", type=int, default=1, help="retries of a failing run")
+    parser.add_argument("--retry-delay", type=float, default=5.0, help="seconds before a retry")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a task is killed")
+    parser.add_argument("--grace", type=float, default=30.0,
+                        help="seconds the current run gets to finish after SIGINT/SIGTERM")
+    return parser
+
+
+def build_scheduler(settings: RunnerSettings, tick) -> schedule.Scheduler:
+    """A scheduler with one job: ``tick`` daily at ``settings.at``, or every ``day_seconds``."""
+    scheduler = schedule.Scheduler()
+    if settings.day_seconds:
+        scheduler.every(settings.day_seconds).seconds.do(tick)
+    else:
+        scheduler.every().day.at(settings.at).do(tick)
+    return scheduler
+
+
+def latest_slot(at: str, now: datetime) -> datetime:
+    """The latest daily ``at`` time (local) that is not after ``now`` (an aware local datetime)."""
+    hour, minute = (int(part) for part in at.split(":"))
+    slot = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return slot if slot <= now else slot - timedelta(days=1)
+
+
+def missed_tick(settings: RunnerSettings, last: datetime | None, now: datetime) -> bool:
+    """Whether a tick fell due while no runner ran, given the last tick (or runner start) ``last``."""
+    if last is None:
+        return False
+    if settings.day_seconds:
+        return (now - last).total_seconds() > settings.day_seconds
+    return last < latest_slot(settings.at, now)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time stored by the runner, as an aware datetime (None stays None)."""
+    return datetime.fromisoformat(text) if text else None
+
+
+def next_run_utc(scheduler: schedule.Scheduler) -> str | None:
+    """When the scheduler ticks next, as ISO 8601 UTC (schedule keeps naive local times)."""
+    moment = scheduler.next_run
+    return moment.astimezone().astimezone(timezone.utc).isoformat(timespec="seconds") if moment else None
