@@ -9,6 +9,7 @@ import sys
 from m5ops import commands
 from m5ops.errors import M5opsError
 from m5ops.logs import configure
+from m5ops.orchestration.scheduling import add_arguments as add_runner_arguments
 from m5ops.workspace import Workspace, default_home
 
 log = logging.getLogger("m5ops.cli")
@@ -81,11 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--out", required=True)
 
-    p = sub.add_parser("runner", help="run the scheduler (one tick per day, or every N seconds)")
-    p.add_argument("--at", default="02:00", help="wall-clock time of the daily tick, HH:MM")
-    p.add_argument("--day-seconds", type=float, help="demo mode: one simulated day every N seconds")
-    p.add_argument("--retries", type=int, default=1)
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a task is killed")
+    add_runner_arguments(sub.add_parser("runner", help="run the scheduler (one tick per day, or every N seconds)"))
 
     p = sub.add_parser("dashboard", help="serve the Voila dashboard")
     p.add_argument("--port", type=int, default=8866)
