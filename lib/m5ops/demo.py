@@ -48,7 +48,9 @@ def run_demo(home: Path, day_seconds: float, port: int) -> int:
     workspace = Workspace(home)
     if not workspace.exists():
         print(f"demo: no workspace at {workspace.home}: initialising one on the embedded synthetic data", flush=True)
-        if subprocess.call(m5ops_command(workspace.home, "init")) != 0:
+        # executed notebooks go to ./outputs, the project's top-level folder for them
+        outputs = str(Path("outputs").resolve())
+        if subprocess.call(m5ops_command(workspace.home, "init", "--outputs", outputs)) != 0:
             return 2
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
