@@ -1,4 +1,4 @@
-"""Running tasks as recorded notebook runs, and the tick that chains them for one simulated day."""
+"""Running one task as a recorded notebook run (the runner's Work chains them into ticks)."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +10,6 @@ import nbformat
 from m5ops.data.schema import day_date
 from m5ops.data.store import DayStore
 from m5ops.orchestration import executor
-from m5ops.registry import Registry
 from m5ops.runs import RunStore
 from m5ops.workspace import Workspace
 
@@ -92,31 +91,3 @@ def run_task(workspace: Workspace, task: str, params: dict | None = None, *, tri
     if error:
         log.warning("run %s %s: %s", run_id, status, error)
     return runs.get(run_id)
-
-
-def run_with_retries(workspace: Workspace, task: str, params: dict | None = None, *, trigger: str = "manual",
-                     settings: JobSettings | None = None, sleep=None) -> dict:
-    """``run_task``, repeated as a new attempt after a delay while it fails, up to ``retries`` times."""
-    import time
-
-    settings = settings or JobSettings()
-    run = run_task(workspace, task, params, trigger=trigger, settings=settings)
-    for attempt in range(2, settings.retries + 2):
-        if run["status"] != "failed":  # succeeded, or interrupted/cancelled on purpose: no retry
-            break
-        (sleep or time.sleep)(settings.retry_delay_s)
-        run = run_task(workspace, task, params, trigger=trigger, settings=settings, attempt=attempt)
-    return run
-
-
-def tick(workspace: Workspace, *, trigger: str = "schedule", settings: JobSettings | None = None) -> list[dict]:
-    """One simulated day: arrival, evaluation of every model, then the trainings that are due."""
-    done = [run_with_retries(workspace, "simulate_day", trigger=trigger, settings=settings)]
-    if done[0]["status"] != "succeeded":
-        log.warning("tick stopped: the arrival failed, so nothing is evaluated or trained on a stale day")
-        return done
-    done.append(run_with_retries(workspace, "evaluate", trigger=trigger, settings=settings))
-    today = DayStore(workspace.data_dir).last_day()
-    for name in Registry(workspace.registry_path).due_for_training(today):
-        done.append(run_with_retries(workspace, "train", {"model": name}, trigger=trigger, settings=settings))
-    return done
