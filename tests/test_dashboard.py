@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser as B  # noqa: E402
 
@@ -23,6 +24,7 @@ from m5ops.dashboard.state import (  # noqa: E402
 )
 from m5ops.dashboard.widgets import Actions, Messages  # noqa: E402
 from m5ops.errors import M5opsError, RegistryError  # noqa: E402
+from m5ops.models import get_kind  # noqa: E402
 from m5ops.registry import Registry  # noqa: E402
 from m5ops.runs import RunStore  # noqa: E402
 from m5ops.workspace import Workspace  # noqa: E402
@@ -184,12 +186,13 @@ def test_check_form_reports_each_bad_field(name, raw, fields):
     checked = check_form(name, "lightgbm", raw, taken={"avg"})
     assert set(checked.errors) == fields
     if not fields:
-        assert checked.params["num_leaves"] == 127 and checked.params["learning_rate"] == 0.05
+        assert checked.params == get_kind("lightgbm").schema.validate({}), "blank fields take the defaults"
 
 
 def test_form_widgets_follow_the_kind_schema_with_defaults(workspace):
     form = CreateForm(workspace, Actions(Messages()))
-    assert form.values()["num_boost_round"] == "1000"
+    default = get_kind("lightgbm").schema.validate({})["num_boost_round"]
+    assert form.values()["num_boost_round"] == str(default)
     form.kind.value = "moving_average"
     assert set(form.values()) == {p["name"] for p in __import__("m5ops.models").models.describe_kinds()["moving_average"]["params"]}
 
