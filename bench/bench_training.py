@@ -1,6 +1,6 @@
 """Training time and peak memory of the default ``lightgbm`` kind at the full M5 shape.
 
-    flock /tmp/m5ops-bigmem.lock .venv/bin/python bench/bench_training.py   # 30,490 x 1,941, ~8 min, ~4 GiB
+    flock /tmp/m5ops-bigmem.lock .venv/bin/python bench/bench_training.py   # 30,490 x 1,941, ~8 min on idle cores, ~3 GiB
     .venv/bin/python bench/bench_training.py --quick                         # 1,000 x 1,941, ~1 min
     .venv/bin/python bench/bench_training.py --param num_boost_round=100     # try other parameters
 
