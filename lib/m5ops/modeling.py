@@ -15,10 +15,12 @@ from m5ops.data.split import Split
 from m5ops.data.store import DayStore
 from m5ops.metrics import evaluate_forecast
 from m5ops.models import ForecastInput, ForecastModel, get_kind
+from m5ops.progress import Progress, no_progress, part
 from m5ops.registry import Registry
 from m5ops.workspace import Workspace
 from m5ops.wrmsse import WRMSSE
 
+FIT_PART = (0.10, 0.95)  # of a training's progress: reading the features before, saving after
 log = logging.getLogger("m5ops.modeling")
 RECENT_DAYS = 56  # sales before the window that baselines read
 SCALE_DAYS = 730  # history for WRMSSE scales in daily monitoring: bounded so cost stays flat
@@ -55,16 +57,19 @@ class TrainedVersion:
     record: dict
 
 
-def train_version(data: WorkspaceData, name: str, *, manual: bool = False) -> TrainedVersion:
+def train_version(data: WorkspaceData, name: str, *, manual: bool = False,
+                  progress: Progress = no_progress) -> TrainedVersion:
     """Fit model ``name`` on the train split and register the new version atomically."""
     registry = Registry(data.workspace.registry_path)
     spec = registry.get(name)
     model = get_kind(spec["kind"])(**spec["params"])
     start, end = data.split.train_range(getattr(model, "train_days", None))
+    progress(0.0, f"reading the features of days {start}..{end}")
     train = on_sale(data.features.read(start, end, data.series))
     started = time.monotonic()
-    model.fit(train)
+    model.fit(train, part(progress, *FIT_PART))
     duration = time.monotonic() - started
+    progress(FIT_PART[1], "saving the version")
     version_id = registry.next_version_id(name)
     artifact = _save_artifact(data.workspace, model, name, version_id)
     record = {"id": version_id, "sim_date": data.sim_date, "sim_day": data.split.today, "cutoff_day": end,
@@ -151,13 +156,15 @@ def wrmsse_for(data: WorkspaceData, scale_days: int | None = SCALE_DAYS) -> WRMS
     return WRMSSE(data.series, sales, prices)
 
 
-def score_models(data: WorkspaceData, names: list[str]) -> pd.DataFrame:
+def score_models(data: WorkspaceData, names: list[str], progress: Progress = no_progress) -> pd.DataFrame:
     """Every named model's current version scored on the test window: one row per model."""
+    progress(0.0, "reading the test window")
     inp = test_input(data)
     actual = actual_matrix(inp, len(data.series))
     wrmsse = wrmsse_for(data)
     rows = []
-    for name in names:
+    for done, name in enumerate(names):
+        progress(0.1 + 0.9 * done / len(names), f"scoring {name} ({done + 1} of {len(names)})")
         loaded = load_current(data, name)
         if loaded is None:
             log.info("skipping %s: no version yet", name)

@@ -6,12 +6,14 @@ nothing held open between calls. Every write is one ``BEGIN IMMEDIATE`` transact
 claim (find the oldest queued run, flip it to running) cannot interleave with another claim.
 
 A run moves ``queued -> running -> succeeded | failed | interrupted | cancelled`` (a queued run
-may also be cancelled or failed directly). Times are ISO 8601 UTC with milliseconds.
+may also be cancelled or failed directly). While it runs, its task reports how far it got
+(``progress`` from 0 to 1 and a short note). Times are ISO 8601 UTC with milliseconds.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import socket
@@ -33,9 +35,11 @@ OPEN = ("queued", "running")
 METRIC_COLUMNS = ["sim_day", "sim_date", "model", "version", "metric", "value",
                   "window_start", "window_end", "run_id"]
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: runs.progress and runs.progress_note
 _RUN_COLUMNS = ("id, task, model, params, \"trigger\", status, sim_day, created_at, started_at,"
-                " finished_at, output, error, attempt, pid")
+                " finished_at, output, error, attempt, pid, progress, progress_note")
+# columns added after version 1, with their types: added to an older file when it is opened
+_ADDED_RUN_COLUMNS = {"progress": "REAL", "progress_note": "TEXT"}
 
 
 def _sql_list(values: Iterable[str]) -> str:
@@ -58,7 +62,9 @@ CREATE TABLE IF NOT EXISTS runs (
     output TEXT,
     error TEXT,
     attempt INTEGER NOT NULL DEFAULT 1,
-    pid INTEGER
+    pid INTEGER,
+    progress REAL,
+    progress_note TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model, created_at);
@@ -98,6 +104,11 @@ def utc_now() -> str:
 def new_run_id() -> str:
     """A short, time-sortable, practically unique id: 20261126T101500-3f9a2c."""
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def run_label(run: dict) -> str:
+    """``<id> <task>[-<model>]``: how ``m5ops status`` and the dashboard name a run."""
+    return f"{run['id']} {run['task']}{'-' + run['model'] if run.get('model') else ''}"
 
 
 def _check_choice(what: str, value: Any, allowed: Iterable[str]) -> None:
@@ -175,15 +186,24 @@ class RunStore:
             conn.close()  # closing rolls back a transaction an error left open
 
     def _create_schema(self) -> None:
-        """WAL mode, the tables, and a check that the file is not from a newer m5ops."""
+        """WAL mode, the tables (created, or an older file's upgraded), and a refusal of a newer m5ops's file."""
         with self._connection(write=False) as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once, kept in the file
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise RunError(f"{self.path} has schema version {version}; this m5ops knows"
                                f" {SCHEMA_VERSION}: upgrade m5ops")
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            if version == SCHEMA_VERSION:
+                return
+            conn.execute("BEGIN IMMEDIATE")  # one process creates or upgrades; the others wait, then see it done
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                conn.execute(statement)
+            present = {row["name"] for row in conn.execute("PRAGMA table_info(runs)")}
+            for column, kind in _ADDED_RUN_COLUMNS.items():
+                if column not in present:
+                    conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
 
     def _change_run(self, run_id: str, allowed: Iterable[str], sets: dict, verb: str) -> dict:
         """Set columns of a run in one of the ``allowed`` states; RunError saying why not otherwise."""
@@ -262,6 +282,19 @@ class RunStore:
     def set_output(self, run_id: str, path: str | os.PathLike) -> dict:
         """Record the executed notebook's path (known as soon as the run starts)."""
         return self._change_run(run_id, STATUSES, {"output": str(path)}, "given an output")
+
+    def set_progress(self, run_id: str, fraction: float, note: str = "") -> bool:
+        """Record how far a running run got (``fraction`` from 0 to 1, clipped) and what it does now.
+
+        False, and nothing written, when the run is not running (any more): a task that outlived
+        its run, say after the runner marked it interrupted, must not fail on its progress report.
+        """
+        fraction = float(fraction)
+        if math.isnan(fraction):
+            raise RunError(f"progress of run {run_id} must be a number from 0 to 1, got NaN")
+        sql = "UPDATE runs SET progress = ?, progress_note = ? WHERE id = ? AND status = 'running'"
+        with self._connection(write=True) as conn:
+            return conn.execute(sql, [min(1.0, max(0.0, fraction)), note[:200], run_id]).rowcount == 1
 
     def _close_many(self, where: str, args: list, status: str, error: str) -> int:
         """Close every open run matching ``where`` with ``status``; returns how many."""

@@ -8,6 +8,7 @@ import pandas as pd
 from m5ops.data.arrival import Arrival, arrive_next_day, ensure_features
 from m5ops.data.schema import day_date
 from m5ops.modeling import TrainedVersion, WorkspaceData, score_models, train_version
+from m5ops.progress import for_run
 from m5ops.registry import Registry
 from m5ops.runs import RunStore
 from m5ops.workspace import Workspace
@@ -18,10 +19,14 @@ log = logging.getLogger("m5ops.tasks")
 def simulate_day(home: str, run_id: str, seed: int | None = None) -> Arrival:
     """The arrival task: the next day (held-back real, else simulated), its features, the split."""
     workspace = Workspace(home).require()
+    progress = for_run(workspace.runs_path, run_id)
+    progress(0.0, "checking the stored features")
     repaired = ensure_features(workspace)
     if repaired:
         log.info("run %s rebuilt missing features of %d day(s)", run_id, len(repaired))
+    progress(0.3, "the next day arrives")
     arrival = arrive_next_day(workspace, seed)
+    progress(1.0, f"{arrival.summary()['d']} arrived ({arrival.source})")
     log.info("run %s arrived %s", run_id, arrival.summary())
     return arrival
 
@@ -29,7 +34,9 @@ def simulate_day(home: str, run_id: str, seed: int | None = None) -> Arrival:
 def train(home: str, run_id: str, model: str, manual: bool = False) -> TrainedVersion:
     """The training task: a new version of ``model`` on the train split at today's cutoff."""
     data = WorkspaceData.open(home)
-    trained = train_version(data, model, manual=manual)
+    progress = for_run(data.workspace.runs_path, run_id)
+    trained = train_version(data, model, manual=manual, progress=progress)
+    progress(1.0, f"trained {model} {trained.version_id}; the notebook draws its figures")
     log.info("run %s trained %s %s", run_id, model, trained.version_id)
     return trained
 
@@ -38,12 +45,14 @@ def evaluate(home: str, run_id: str, models: list[str] | None = None) -> pd.Data
     """The evaluation task: score current versions on the test window, append to the history."""
     data = WorkspaceData.open(home)
     names = models or sorted(Registry(data.workspace.registry_path).models())
-    scores = score_models(data, names)
+    progress = for_run(data.workspace.runs_path, run_id)
+    scores = score_models(data, names, progress)
     runs = RunStore(data.workspace.runs_path)
     window = data.split.test_range()
     for row in scores.to_dict("records"):
         values = {k: v for k, v in row.items() if k not in ("model", "version")}
         runs.record_metrics(data.split.today, data.sim_date, row["model"], row["version"], values, window, run_id)
+    progress(1.0, f"evaluated {len(scores)} model(s)")
     log.info("run %s evaluated %d model(s) on days %d..%d", run_id, len(scores), *window)
     return scores
 

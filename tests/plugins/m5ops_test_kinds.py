@@ -27,7 +27,10 @@ class FailingModel(SeasonalNaiveModel):
 
 @register
 class GatedModel(SeasonalNaiveModel):
-    """A fit that, if the file ``gate`` exists, writes ``<gate>.started`` (its pid) and waits while it exists."""
+    """A fit that, if the file ``gate`` exists, writes ``<gate>.started`` (its pid) and waits while it exists.
+
+    While it waits it reports being halfway, as a long fit would report its rounds.
+    """
 
     kind = "test_gated"
     description = "Test kind: training waits while the gate file exists."
@@ -38,4 +41,5 @@ class GatedModel(SeasonalNaiveModel):
             return
         Path(f"{self.gate}.started").write_text(str(os.getpid()))
         while Path(self.gate).exists():
+            self.report(0.5, "waiting at the gate")
             time.sleep(0.1)

@@ -23,6 +23,7 @@ from m5ops import __version__
 from m5ops.data.schema import HORIZON
 from m5ops.errors import DataError, M5opsError, RegistryError
 from m5ops.models.params import ParamSchema
+from m5ops.progress import Progress, no_progress
 
 # The feature frame contract (m5ops.data.features builds it); the lead reconciles these lists
 # with features.FEATURE_COLUMNS / CATEGORICAL_COLUMNS.
@@ -107,6 +108,7 @@ class ForecastModel:
     description: ClassVar[str] = ""
     # Columns of the feature frame that predict reads (fit also reads TARGET and day).
     inputs: ClassVar[list[str]] = FEATURES + CATEGORICALS
+    _progress: Progress = staticmethod(no_progress)  # the fit's report, while fit runs
 
     def __init__(self, **params):
         for name, value in self.schema.validate(params).items():
@@ -131,13 +133,23 @@ class ForecastModel:
     def is_fitted(self) -> bool:
         return self.training_summary is not None
 
-    def fit(self, train: pd.DataFrame) -> "ForecastModel":
-        """Train on the feature frame ``train`` (its last ``train_days`` days, if the kind has it)."""
+    def fit(self, train: pd.DataFrame, progress: Progress = no_progress) -> "ForecastModel":
+        """Train on the feature frame ``train`` (its last ``train_days`` days, if the kind has it).
+
+        ``progress(fraction, note)`` hears how far the fit got, from kinds that can tell
+        (LightGBM per boosting round); every kind reports its start and its end.
+        """
         # Attributes may have been reassigned since __init__ (sklearn habit): check them again.
         self.set_params()
         rows = self._training_rows(train)
         started = time.perf_counter()
-        self._fit(rows)
+        progress(0.0, f"fitting {self.kind} on {len(rows):,} rows")
+        self._progress = progress
+        try:
+            self._fit(rows)
+        finally:
+            self._progress = no_progress
+        progress(1.0, f"fitted {self.kind} in {time.perf_counter() - started:.1f} s")
         self.training_summary = TrainingSummary(
             rows=len(rows), features=list(self.inputs),
             duration_s=round(time.perf_counter() - started, 3),
@@ -145,6 +157,10 @@ class ForecastModel:
             last_day=int(rows["day"].max()) if len(rows) else None,
         )
         return self
+
+    def report(self, fraction: float, note: str) -> None:
+        """For a kind's ``_fit``: how far the fit got (0 to 1), shown while the run is running."""
+        self._progress(fraction, note)
 
     def _training_rows(self, train: pd.DataFrame) -> pd.DataFrame:
         """The checked rows a fit uses: all of them, or the last ``train_days`` days."""

@@ -67,7 +67,14 @@ class LightGBMModel(ForecastModel):
             _model_columns(train), label=train[TARGET].to_numpy(dtype=np.float32),
             categorical_feature="auto", free_raw_data=True,
         )
-        self.booster_ = lgb.train(self._lgb_params(), data, num_boost_round=self.num_boost_round)
+        self.booster_ = lgb.train(self._lgb_params(), data, num_boost_round=self.num_boost_round,
+                                  callbacks=[self._report_round])
+
+    def _report_round(self, env) -> None:
+        """LightGBM callback after each boosting round."""
+        done = env.iteration - env.begin_iteration + 1
+        total = env.end_iteration - env.begin_iteration
+        self.report(done / total, f"boosting round {done} of {total}")
 
     def _predict(self, inp: ForecastInput) -> np.ndarray:
         """Booster output on the features (LightGBM maps id levels by the training levels)."""

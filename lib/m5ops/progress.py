@@ -1,0 +1,76 @@
+"""How far a running task got: reported by the task, stored on its run in ``runs.db``, shown by
+the dashboard's progress bar and ``m5ops status``.
+
+A report is a plain callable ``progress(fraction, note)``: ``fraction`` from 0 to 1 of the whole
+task, ``note`` what it does now ("boosting round 120 of 400"). Code that does one part of a task
+reports through ``part(progress, start, end)``, which maps its own 0..1 onto that slice, so a
+model's fit needs to know nothing about the reading before it or the saving after it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from m5ops.errors import M5opsError
+from m5ops.runs import RunStore
+
+log = logging.getLogger("m5ops.progress")
+Progress = Callable[[float, str], None]
+MIN_INTERVAL_S = 1.0  # runs.db takes one progress write a second at most per run
+
+
+def no_progress(fraction: float, note: str = "") -> None:
+    """A report that goes nowhere (a task run by hand, outside the runner)."""
+
+
+def part(progress: Progress, start: float, end: float) -> Progress:
+    """A report for one part of a task: its 0..1 becomes ``start..end`` of the whole."""
+    if progress is no_progress:
+        return no_progress
+    return lambda fraction, note="": progress(start + (end - start) * min(1.0, max(0.0, fraction)), note)
+
+
+class RunProgress:
+    """Reports of one run, written to its row in ``runs.db`` at most every ``min_interval_s``.
+
+    Reports in between are dropped, except one that reaches 1 (the end of a task always shows).
+    A failed write is logged once and never raised: progress is shown, not relied on.
+    """
+
+    def __init__(self, store, run_id: str, min_interval_s: float = MIN_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store, self.run_id = store, run_id
+        self.min_interval_s, self.clock = min_interval_s, clock
+        self._last_write: float | None = None
+        self._warned = False
+
+    def __call__(self, fraction: float, note: str = "") -> None:
+        now = self.clock()
+        if (fraction < 1.0 and self._last_write is not None
+                and now - self._last_write < self.min_interval_s):
+            return
+        self._last_write = now
+        try:
+            self.store.set_progress(self.run_id, fraction, note)
+        except M5opsError as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("run %s could not record its progress (%s); it goes on without", self.run_id, exc)
+
+
+def progress_text(run: dict) -> str:
+    """``42% boosting round 120 of 400``, or ``starting`` before the task's first report."""
+    if run.get("progress") is None:
+        return "starting"
+    return f"{run['progress']:.0%} {run.get('progress_note') or ''}".rstrip()
+
+
+def for_run(runs_path, run_id: str | None) -> Progress:
+    """The report of run ``run_id``; ``no_progress`` for a run the runner did not record.
+
+    Task notebooks executed by hand carry the run id ``manual``: no row of ``runs.db`` has it.
+    """
+    if not run_id or run_id == "manual":
+        return no_progress
+    return RunProgress(RunStore(runs_path), run_id)
