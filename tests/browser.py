@@ -25,6 +25,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 M5OPS = [sys.executable, "-m", "m5ops.cli"]
 
 
+def plugin_env() -> dict:
+    """This process's environment plus the test model kinds of ``tests/plugins`` (M5OPS_PLUGINS)."""
+    plugins = str(Path(__file__).resolve().parent / "plugins")
+    return {**os.environ, "M5OPS_PLUGINS": "m5ops_test_kinds",
+            "PYTHONPATH": os.pathsep.join(p for p in (plugins, os.environ.get("PYTHONPATH")) if p)}
+
+
 def browser_missing() -> str | None:
     """Why the browser tests cannot run here, or None when chromium and playwright are present."""
     if not Path(CHROMIUM).is_file():
@@ -68,22 +75,22 @@ def stop_process(process: subprocess.Popen, grace_s: float = 15.0) -> None:
             process.wait(10)
 
 
-def m5ops(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def m5ops(home: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the m5ops CLI on workspace ``home``."""
-    done = subprocess.run([*M5OPS, "--home", str(home), *args], capture_output=True, text=True)
+    done = subprocess.run([*M5OPS, "--home", str(home), *args], capture_output=True, text=True, env=env)
     if check and done.returncode != 0:
         raise RuntimeError(f"m5ops {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
     return done
 
 
 @contextlib.contextmanager
-def voila(home: Path, log_path: Path, port: int | None = None) -> Iterator[str]:
+def voila(home: Path, log_path: Path, port: int | None = None, env: dict | None = None) -> Iterator[str]:
     """``m5ops dashboard`` on a free port of 127.0.0.1; yields its URL, stops it afterwards."""
     port = port or free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         process = subprocess.Popen([*M5OPS, "--home", str(home), "dashboard", "--port", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT)
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             wait_for_port(port, process)
             yield f"http://127.0.0.1:{port}/"
@@ -92,7 +99,8 @@ def voila(home: Path, log_path: Path, port: int | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def runner(home: Path, log_path: Path, day_seconds: float = 3600.0) -> Iterator[subprocess.Popen | None]:
+def runner(home: Path, log_path: Path, day_seconds: float = 3600.0,
+           env: dict | None = None) -> Iterator[subprocess.Popen | None]:
     """``m5ops runner --day-seconds N`` in the background, or None when the runner does not exist yet."""
     try:
         import m5ops.orchestration.runner  # noqa: F401
@@ -101,7 +109,7 @@ def runner(home: Path, log_path: Path, day_seconds: float = 3600.0) -> Iterator[
         return
     with open(log_path, "w") as log:
         process = subprocess.Popen([*M5OPS, "--home", str(home), "runner", "--day-seconds", str(day_seconds)],
-                                   stdout=log, stderr=subprocess.STDOUT)
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             yield process
         finally:

@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser as B  # noqa: E402
 
+from m5ops.modeling import FIT_PART  # noqa: E402
 from m5ops.registry import Registry  # noqa: E402
 from m5ops.runs import RunStore  # noqa: E402
 
@@ -36,13 +37,14 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash-browser")
     home = B.make_workspace(tmp / "ws", MODELS, items=1, days=176)
     B.seed_history(home, days=10, versions=False)  # a chart to draw; the runner trains for real
-    with B.runner(home, tmp / "runner.log", day_seconds=3600) as runner, \
-            B.voila(home, tmp / "voila.log") as url, B.chromium() as browser:
+    env = B.plugin_env()  # the gated test kind, for the progress test at the end
+    with B.runner(home, tmp / "runner.log", day_seconds=3600, env=env) as runner, \
+            B.voila(home, tmp / "voila.log", env=env) as url, B.chromium() as browser:
         page = B.open_page(browser)
         page.set_default_timeout(WAIT_MS)
         page.goto(url)
         page.wait_for_selector(".m5-model-row")
-        yield {"home": home, "page": page, "runner": runner, "logs": tmp}
+        yield {"home": home, "page": page, "runner": runner, "logs": tmp, "env": env}
         page.close(run_before_unload=True)
 
 
@@ -184,3 +186,28 @@ def test_an_executed_notebook_opens_on_the_page(site):
     assert "train" in frame.locator("body").inner_text().lower()
     time.sleep(0.5)
     B.screenshot(page, "dashboard-10-notebook")
+
+
+def test_a_running_training_shows_its_progress_bar_until_it_ends(site):
+    page, home = site["page"], site["home"]
+    needs_runner(site)
+    gate = site["logs"] / "gate"
+    gate.write_text("closed")  # the gated kind's fit reports 50% and waits while this file exists
+    B.m5ops(home, "create", "gated", "--kind", "test_gated", "--param", f"gate={gate}", env=site["env"])
+    row(page, "gated").wait_for()
+    assert page.locator(".m5-progress-row").count() == 0  # the runner is idle: no bar
+    row(page, "gated").locator(".m5-train").click()
+    bar = page.locator(".m5-progress-row", has_text="train-gated")
+    bar.wait_for(timeout=RUN_WAIT_MS)
+    page.wait_for_function(
+        "() => { const n = document.querySelector('.m5-progress-row .m5-progress-note');"
+        " return n && n.textContent.includes('waiting at the gate'); }", timeout=RUN_WAIT_MS, polling=200)
+    start, end = FIT_PART  # the fit's 50% is halfway through the fit's part of the training
+    assert bar.locator(".m5-progress-percent").text_content() == f"{start + (end - start) * 0.5:.0%}"
+    B.screenshot(page, "dashboard-11-progress")
+    gate.unlink()
+    bar.wait_for(state="detached", timeout=RUN_WAIT_MS)
+    wait_cell(page, "gated", "versions", "1 (v1)")
+    run = RunStore(home / "runs.db").runs(model="gated", limit=1)[0]
+    assert run["status"] == "succeeded" and run["progress"] == 1.0
+    assert run["progress_note"].startswith("trained gated v1")

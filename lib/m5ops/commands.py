@@ -13,8 +13,9 @@ from m5ops.data.store import DayStore
 from m5ops.errors import ParameterError, WorkspaceError
 from m5ops.modeling import WorkspaceData, forecast_matrix, load_current, test_input
 from m5ops.models import describe_kinds
+from m5ops.progress import progress_text
 from m5ops.registry import Registry
-from m5ops.runs import RunStore
+from m5ops.runs import RunStore, run_label
 from m5ops.workspace import Workspace
 from m5ops.workspace_init import InitOptions, init_workspace
 
@@ -60,12 +61,9 @@ def workspace_status(workspace: Workspace) -> dict:
         "series": store.n_series(), "rows": store.n_series() * (today - first + 1),
         "held_back_days_left": Holdback(workspace.holdback_path).remaining_after(today),
         "runner_alive": runs.alive(), "runner": heartbeat, "schedule": runs.runner_state(),
-        "running": [_run_line(r) for r in runs.running()], "queued": [_run_line(r) for r in runs.queued()],
+        "running": [f"{run_label(r)} ({progress_text(r)})" for r in runs.running()],
+        "queued": [run_label(r) for r in runs.queued()],
     }
-
-
-def _run_line(run: dict) -> str:
-    return f"{run['id']} {run['task']}{'-' + run['model'] if run.get('model') else ''}"
 
 
 def cmd_status(workspace: Workspace, args: Args):

@@ -1,7 +1,7 @@
 """The Voila dashboard: ``show()`` builds it for the workspace in ``$M5OPS_HOME``.
 
 ``state`` reads the stores into plain data, ``actions`` are what the buttons do, the panels
-(``models_panel``, ``create_form``, ``charts``, ``runs_panel``) turn data into widgets, ``app``
+(``progress_panel``, ``models_panel``, ``create_form``, ``charts``, ``runs_panel``) turn data into widgets, ``app``
 puts them together and refreshes them, and ``server`` runs Voila (``m5ops dashboard``).
 """
 from __future__ import annotations

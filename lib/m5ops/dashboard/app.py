@@ -1,4 +1,4 @@
-"""The dashboard: header, models, create form, monitoring, runs and data, refreshed live.
+"""The dashboard: header, progress, models, create form, monitoring, runs and data, refreshed live.
 
 ``show()`` is all the Voila notebook calls. The first snapshot is read before the page is sent,
 so the first render is complete; after that an asyncio task on the kernel's event loop reads a
@@ -19,6 +19,7 @@ import ipywidgets as w
 from m5ops.dashboard.charts import MetricChart, TotalsChart
 from m5ops.dashboard.create_form import CreateForm
 from m5ops.dashboard.models_panel import ModelsPanel
+from m5ops.dashboard.progress_panel import ProgressPanel
 from m5ops.dashboard.runs_panel import RunsPanel
 from m5ops.dashboard.state import Header, Snapshot, WorkspaceReader
 from m5ops.dashboard.widgets import Actions, Messages, css
@@ -71,6 +72,7 @@ class Dashboard:
         self.messages = Messages()
         self.actions = Actions(self.messages, after=self.refresh_soon)
         self.header = css(w.HTML(""), "m5-header")
+        self.progress = ProgressPanel()
         self.models = ModelsPanel(self.workspace, self.actions)
         self.form = CreateForm(self.workspace, self.actions, taken=lambda: self.reader.registry_data()["models"])
         self.chart = MetricChart(on_metric=self.refresh_soon)
@@ -83,8 +85,9 @@ class Dashboard:
         self.snapshot: Snapshot | None = None
         self.apply(self.reader.snapshot(self.chart.metric.value))
         title = w.HTML(f"{STYLE}<h2>m5ops <small>{html.escape(str(self.workspace.home))}</small></h2>")
-        self.widget = css(w.VBox([title, self.header, self.messages.box, self.models.widget, self.form.widget,
-                                  self.chart.widget, self.runs.widget, self.data.widget]), "m5-dashboard")
+        panels = [title, self.header, self.progress.widget, self.messages.box, self.models.widget,
+                  self.form.widget, self.chart.widget, self.runs.widget, self.data.widget]
+        self.widget = css(w.VBox(panels), "m5-dashboard")
 
     def apply(self, snap: Snapshot) -> None:
         """Show a snapshot (on the event loop); each panel skips what did not change."""
@@ -92,6 +95,7 @@ class Dashboard:
         text = header_html(snap.header)
         if self.header.value != text:
             self.header.value = text
+        self.progress.update(snap.running)
         self.models.update(snap.models)
         self.chart.update(snap.history, snap.live, snap.deleted, snap.metric)
         self.runs.update(snap.runs)

@@ -22,7 +22,7 @@ from m5ops.data.arrival import Holdback
 from m5ops.data.schema import day_date, day_label
 from m5ops.data.store import DayStore
 from m5ops.registry import Registry
-from m5ops.runs import RunStore
+from m5ops.runs import RunStore, run_label
 from m5ops.workspace import Workspace
 
 METRICS = {"mae": "MAE", "wmape": "WMAPE", "rmse": "RMSE", "tweedie": "Tweedie deviance", "wrmsse": "WRMSSE"}
@@ -95,6 +95,17 @@ class RunRow:
         return f"{self.task}-{self.model}" if self.model else self.task
 
 
+@dataclass(frozen=True)
+class RunningRow:
+    """A running run and how far its task got: one progress bar."""
+
+    id: str
+    label: str  # task-model, or task
+    fraction: float | None  # None until the task's first report (its kernel is starting)
+    note: str
+    elapsed_s: float | None
+
+
 @dataclass
 class Snapshot:
     """Everything the dashboard shows at one moment."""
@@ -107,17 +118,13 @@ class Snapshot:
     deleted: tuple[str, ...] = ()
     totals: tuple[tuple[str, ...], tuple[float, ...]] = ((), ())
     metric: str = "wmape"
+    running: tuple[RunningRow, ...] = ()
 
 
 # -- pure shaping ----------------------------------------------------------------------------
 def runner_command(home: Path | str) -> str:
     """The command that starts the runner of this workspace."""
     return f"m5ops --home {home} runner"
-
-
-def run_label(run: dict) -> str:
-    """``<id> <task>[-<model>]``, as ``m5ops status`` prints it."""
-    return f"{run['id']} {run['task']}{'-' + run['model'] if run.get('model') else ''}"
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -141,6 +148,14 @@ def run_rows(runs: list[dict], live: set[str], now: datetime | None = None) -> l
                    started=r.get("started_at"), duration_s=run_duration(r, now),
                    error=r.get("error"), output=r.get("output"))
             for r in runs]
+
+
+def running_rows(running: list[dict], now: datetime | None = None) -> tuple[RunningRow, ...]:
+    """Running runs (oldest first) as progress bars."""
+    return tuple(RunningRow(id=r["id"], label=f"{r['task']}-{r['model']}" if r.get("model") else r["task"],
+                            fraction=r.get("progress"), note=r.get("progress_note") or "",
+                            elapsed_s=run_duration(r, now))
+                 for r in running)
 
 
 def latest_metrics(history: pd.DataFrame) -> dict[tuple[str, str], dict[str, float | None]]:
@@ -314,4 +329,4 @@ class WorkspaceReader:
             header=self.header(today, running, queued),
             models=model_rows(data["models"], self._latest, running + queued),
             runs=run_rows(recent, set(live)), history=history, live=live, deleted=deleted,
-            totals=self.totals(today), metric=metric)
+            totals=self.totals(today), metric=metric, running=running_rows(running))
