@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from m5ops.data.feature_store import FeatureStore
 from m5ops.data.features import FEATURE_COLUMNS, HISTORY_DAYS, compute_block
 from m5ops.data.store import DayStore
+from m5ops.errors import DataError
 from m5ops.modeling import WorkspaceData
 from m5ops.models.base import CATEGORICALS, FEATURES
 
@@ -101,3 +104,34 @@ def test_calendar_and_snap_features_follow_the_series_state(real_workspace):
         expected = calendar.loc[rows["day"].to_numpy(), f"snap_{state}"].to_numpy()
         np.testing.assert_array_equal(rows["snap"].to_numpy(), expected)
     np.testing.assert_array_equal(frame["wday"].to_numpy(), calendar.loc[frame["day"].to_numpy(), "wday"].to_numpy())
+
+
+def test_reading_a_window_equals_each_day_read_on_its_own(real_workspace):
+    data = WorkspaceData.open(real_workspace)
+    features = FeatureStore(data.workspace.features_dir)
+    today = data.split.today
+    window = features.read(today - 9, today, data.series)
+    days = [features.read(day, day, data.series) for day in range(today - 9, today + 1)]
+    expected = pd.concat(days, ignore_index=True)
+    for column in CATEGORICALS:  # concat of categoricals with equal categories keeps them
+        expected[column] = expected[column].astype(window[column].dtype)
+    pd.testing.assert_frame_equal(window, expected)
+    assert "price_max" not in window and len(window) == 10 * len(data.series)
+    chosen = features.read(today - 9, today, data.series, columns=["lag_28", "snap"])
+    assert list(chosen.columns[:4]) == ["day", "lag_28", "series", "snap"]
+    np.testing.assert_array_equal(chosen["lag_28"].to_numpy(), window["lag_28"].to_numpy())
+
+
+def test_reading_refuses_a_backwards_window_and_a_day_file_of_other_types(real_workspace):
+    data = WorkspaceData.open(real_workspace)
+    features = FeatureStore(data.workspace.features_dir)
+    today = data.split.today
+    with pytest.raises(DataError, match="the last day is before the first"):
+        features.read(today, today - 1, data.series)
+    path = features.root / f"day={today:06d}.parquet"
+    table = pq.read_table(path)
+    index = table.schema.get_field_index("lag_28")
+    pq.write_table(table.set_column(index, "lag_28", table.column("lag_28").cast(pa.float64())), path)
+    with pytest.raises(DataError, match=rf"day={today:06d}.parquet: column lag_28 is float64, other days' are"
+                                        r" float32; delete the file and run 'm5ops tick'"):
+        features.read(today - 1, today, data.series)
