@@ -179,6 +179,8 @@ def today(workspace: Workspace) -> int:
     ({"retries": -1}, "use 0 (never retry) or more"),
     ({"timeout_s": 0}, "--timeout 0 is not a positive number"),
     ({"grace_s": -1}, "--grace -1 is negative"),
+    ({"niceness": 20}, "--nice 20 is not a niceness from 0 (as the runner) to 19"),
+    ({"niceness": -5}, "use e.g. --nice 10"),
 ])
 def test_settings_refuse_what_cannot_work_and_say_the_fix(settings, words):
     with pytest.raises(RunnerError, match=re.escape(words)):
@@ -369,6 +371,8 @@ def test_timeouts_deletes_dead_kernels_queued_ticks_and_a_graceful_stop(workspac
     assert started.total_seconds() < 3, "an idle runner starts a request within about a second"
     kernel = int(wait_for(lambda: Path(f"{gate}.started").exists() and Path(f"{gate}.started").read_text(),
                           30, "the hung training", runner))
+    # the task's kernel runs at the runner's default niceness, 10 above the runner's own
+    assert psutil.Process(kernel).nice() == min(19, psutil.Process(runner.proc.pid).nice() + 10)
     run = wait_for(lambda: store.get(hangs)["status"] != "running" and store.get(hangs), 30, "the timeout", runner)
     assert run["status"] == "failed" and "timed out after 12 s" in run["error"] and dead(kernel)
     assert "timed out" in assert_executed_notebook(run).cells[-1].source

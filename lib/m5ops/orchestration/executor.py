@@ -94,15 +94,19 @@ class Execution:
     details: dict = field(default_factory=dict)
 
 
-def execute(task: str, params: dict, output: Path, timeout_s: float = 3600.0) -> Execution:
-    """Run a task notebook into ``output``; never raises for a failing notebook, only for bad input."""
+def execute(task: str, params: dict, output: Path, timeout_s: float = 3600.0, niceness: int = 0) -> Execution:
+    """Run a task notebook into ``output``; never raises for a failing notebook, only for bad input.
+
+    The run's process and its kernel get ``niceness`` more than the caller: a runner's training
+    then yields the CPU to the dashboard instead of slowing its page down.
+    """
     spec = get_task(task)
     spec.validate(params)
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(str(NOTEBOOKS_DIR / spec.notebook), str(output), params, sender))
+    child = context.Process(target=_child, args=(str(NOTEBOOKS_DIR / spec.notebook), str(output), params, sender, niceness))
     child.start()
     sender.close()
     error = _wait(child, receiver, timeout_s)
@@ -144,12 +148,14 @@ def _kill_tree(pid: int) -> None:
     psutil.wait_procs(tree, timeout=KILL_GRACE_S)
 
 
-def _child(notebook: str, output: str, params: dict, sender) -> None:
+def _child(notebook: str, output: str, params: dict, sender, niceness: int = 0) -> None:
     """In the forked child: execute, report an error string or None."""
     import papermill  # already imported by the parent: free after fork
 
     message = None
     try:
+        if niceness:
+            os.nice(niceness)  # inherited by the kernel papermill starts
         papermill.execute_notebook(notebook, output, parameters=params, kernel_name="python3",
                                    progress_bar=False, cwd=str(NOTEBOOKS_DIR))
     except papermill.PapermillExecutionError as exc:

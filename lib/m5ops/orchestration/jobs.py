@@ -19,11 +19,12 @@ DEFAULT_TIMEOUT_S = 3600.0
 
 @dataclass
 class JobSettings:
-    """How runs are executed: timeout per run and retries after a failure."""
+    """How runs are executed: timeout per run, retries after a failure, niceness of the task's processes."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
     retries: int = 0
     retry_delay_s: float = 5.0
+    niceness: int = 0
 
 
 def sim_date_for(workspace: Workspace, task: str) -> str:
@@ -80,7 +81,8 @@ def run_task(workspace: Workspace, task: str, params: dict | None = None, *, tri
     output = executor.output_path(workspace.outputs_dir, sim_date_for(workspace, task), task, run_id, model)
     runs.set_output(run_id, str(output))
     log.info("run %s started task=%s model=%s trigger=%s attempt=%d", run_id, task, model, trigger, attempt)
-    result = executor.execute(task, {"home": str(workspace.home), "run_id": run_id, **params}, output, settings.timeout_s)
+    result = executor.execute(task, {"home": str(workspace.home), "run_id": run_id, **params}, output,
+                              settings.timeout_s, niceness=settings.niceness)
     with _ENDINGS_LOCK:
         ending = _ENDINGS.pop(run_id, None)
     status, error = result.status, result.error

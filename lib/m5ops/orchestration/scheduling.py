@@ -36,6 +36,7 @@ class RunnerSettings:
     grace_s: float = 30.0
     poll_s: float = 0.2
     beat_s: float = 2.0
+    niceness: int = 10
 
     def __post_init__(self):
         """Refuse settings that cannot work, saying what to pass instead."""
@@ -49,6 +50,9 @@ class RunnerSettings:
         for flag, value in (("--timeout", self.timeout_s), ("--poll", self.poll_s), ("--beat", self.beat_s)):
             if not value > 0:
                 raise RunnerError(f"{flag} {value} is not a positive number of seconds, e.g. {flag} 3600")
+        if not (isinstance(self.niceness, int) and 0 <= self.niceness <= 19):
+            raise RunnerError(f"--nice {self.niceness} is not a niceness from 0 (as the runner) to 19 (lowest"
+                              " priority): use e.g. --nice 10")
         for flag, value in (("--retry-delay", self.retry_delay_s), ("--grace", self.grace_s)):
             if value < 0:
                 raise RunnerError(f"{flag} {value} is negative: use 0 or more seconds, e.g. {flag} 5")
@@ -57,15 +61,16 @@ class RunnerSettings:
     def from_args(cls, args) -> "RunnerSettings":
         """Settings from parsed CLI arguments (flags a parser lacks keep their defaults)."""
         given = {"at": "at", "day_seconds": "day_seconds", "retries": "retries", "timeout_s": "timeout",
-                 "retry_delay_s": "retry_delay", "grace_s": "grace"}
+                 "retry_delay_s": "retry_delay", "grace_s": "grace", "niceness": "nice"}
         return cls(**{field: getattr(args, flag) for field, flag in given.items()
                       if getattr(args, flag, None) is not None})
 
     def job_settings(self):
-        """What each single run needs to know (a ``jobs.JobSettings``): its timeout; retries are the runner's."""
+        """What each single run needs to know (a ``jobs.JobSettings``): timeout, niceness; retries are the runner's."""
         from m5ops.orchestration.jobs import JobSettings  # late: importing jobs imports papermill
 
-        return JobSettings(timeout_s=self.timeout_s, retries=0, retry_delay_s=self.retry_delay_s)
+        return JobSettings(timeout_s=self.timeout_s, retries=0, retry_delay_s=self.retry_delay_s,
+                           niceness=self.niceness)
 
     def describe(self) -> str:
         """The schedule in words: 'daily at 02:00' or 'every 10 s (demo)'."""
@@ -81,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a task is killed")
     parser.add_argument("--grace", type=float, default=30.0,
                         help="seconds the current run gets to finish after SIGINT/SIGTERM")
+    parser.add_argument("--nice", type=int, default=10,
+                        help="niceness of task processes and their kernels, 0-19 (default 10: a training"
+                             " leaves the CPU to the dashboard and other interactive work)")
     return parser
 
 
