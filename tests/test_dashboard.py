@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser as B  # noqa: E402
 
 from m5ops.dashboard import actions, server  # noqa: E402
-from m5ops.dashboard.app import Dashboard, header_html  # noqa: E402
+from m5ops.dashboard.app import FAST_S, Dashboard, header_html  # noqa: E402
 from m5ops.dashboard.charts import MetricChart  # noqa: E402
 from m5ops.dashboard.create_form import CreateForm, check_form  # noqa: E402
 from m5ops.dashboard.state import (  # noqa: E402
@@ -278,6 +278,20 @@ def test_dashboard_refresh_picks_up_changes_made_elsewhere(workspace):
     assert dash.models.views["avg"].row.state == "paused" and dash.models.views["avg"].toggle.description == "Resume"
     assert dash.models.views["naive"].train.disabled and "queued" in dash.models.views["naive"].cells.value
     assert "train-naive" in dash.header.value
+
+
+def test_an_action_cuts_the_slow_wait_short_so_its_effect_shows_at_the_fast_pace(workspace):
+    async def scenario():
+        dash = Dashboard(workspace.home, interval=60.0).start()
+        await asyncio.sleep(0.2)  # the loop is now in its 60 s wait
+        dash.refresh_soon()  # as every action does when it is done
+        await asyncio.sleep(0.1)
+        Registry(workspace.registry_path).set_active("avg", False)  # what the action set off, a moment later
+        await asyncio.sleep(FAST_S + 0.6)
+        dash.stop()
+        return dash
+    dash = run_async(scenario)
+    assert dash.models.views["avg"].row.state == "paused"
 
 
 # -- server ---------------------------------------------------------------------------------------

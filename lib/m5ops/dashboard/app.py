@@ -8,6 +8,7 @@ thread and applies it on the loop, where each panel redraws only what changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import html
 import logging
@@ -80,6 +81,7 @@ class Dashboard:
         self.data = TotalsChart()
         self._task: asyncio.Task | None = None
         self._fast_until = 0.0
+        self._wake = asyncio.Event()
         self._refreshing = self._again = False
         self._last_error: str | None = None
         self.snapshot: Snapshot | None = None
@@ -130,12 +132,17 @@ class Dashboard:
     def refresh_soon(self) -> None:
         """Refresh now, then every FAST_S for a while: an action's effect (a run starting) shows soon."""
         self._fast_until = time.monotonic() + FAST_FOR_S
-        asyncio.ensure_future(self.refresh())
+        if self._task is not None and not self._task.done():
+            self._wake.set()  # the loop may be in a slow wait: cut it short, so fast refreshes start now
+        else:
+            asyncio.ensure_future(self.refresh())
 
     async def _loop(self) -> None:
         while True:
             fast = time.monotonic() < self._fast_until
-            await asyncio.sleep(min(FAST_S, self.interval) if fast else self.interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(FAST_S, self.interval) if fast else self.interval)
+            self._wake.clear()
             await self.refresh()
 
     def start(self) -> "Dashboard":
