@@ -1,11 +1,13 @@
 """Progress of a running task: reported by the task, kept on its run in runs.db, shown by status and the dashboard."""
 from __future__ import annotations
 
+import io
 import logging
 import multiprocessing
 import shutil
 import sqlite3
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from m5ops.dashboard.progress_panel import ProgressPanel, bar_text  # noqa: E402
 from m5ops.dashboard.state import RunningRow, WorkspaceReader, running_rows  # noqa: E402
 from m5ops.errors import RunError  # noqa: E402
 from m5ops.models import get_kind  # noqa: E402
-from m5ops.progress import RunProgress, for_run, no_progress, part, progress_text  # noqa: E402
+from m5ops.progress import RunProgress, for_run, no_progress, part, progress_text, terminal_bar  # noqa: E402
 from m5ops.runs import SCHEMA_VERSION, RunStore  # noqa: E402
 from m5ops.workspace import Workspace  # noqa: E402
 
@@ -153,6 +155,28 @@ def test_progress_text():
     assert progress_text({"progress": 0.424, "progress_note": "boosting round 170 of 400"}) == \
         "42% boosting round 170 of 400"
     assert progress_text({"progress": 1.0, "progress_note": None}) == "100%"
+
+
+def test_the_terminal_bar_follows_the_run_and_ends_at_its_last_report(store):
+    run_id = store.new_run("train", model="gb", trigger="manual")
+    out = io.StringIO()
+    with terminal_bar(store, run_id, "train gb", interval_s=0.02, file=out, disable=False):
+        store.set_progress(run_id, 0.42, "boosting round 170 of 400")
+        time.sleep(0.3)
+        seen_midway = out.getvalue()
+        store.set_progress(run_id, 1.0, "trained gb v1")
+    assert "train gb:  42%" in seen_midway and "boosting round 170 of 400" in seen_midway
+    last = out.getvalue().rsplit("\r", 1)[-1]
+    assert "100%" in last and "trained gb v1" in last
+
+
+def test_the_terminal_bar_is_off_when_the_output_is_not_a_terminal(store):
+    run_id = store.new_run("train", trigger="manual")
+    out = io.StringIO()  # not a tty
+    with terminal_bar(store, run_id, "train", interval_s=0.01, file=out):
+        store.set_progress(run_id, 0.5, "half")
+        time.sleep(0.05)
+    assert out.getvalue() == ""
 
 
 # -- what reports ---------------------------------------------------------------------------------

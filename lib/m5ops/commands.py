@@ -13,7 +13,7 @@ from m5ops.data.store import DayStore
 from m5ops.errors import ParameterError, WorkspaceError
 from m5ops.modeling import WorkspaceData, forecast_matrix, load_current, test_input
 from m5ops.models import describe_kinds
-from m5ops.progress import progress_text
+from m5ops.progress import progress_text, terminal_bar
 from m5ops.registry import Registry
 from m5ops.runs import RunStore, run_label
 from m5ops.workspace import Workspace
@@ -141,26 +141,31 @@ def cmd_create(workspace: Workspace, args: Args) -> str:
 
 
 def cmd_train(workspace: Workspace, args: Args) -> str:
-    from m5ops.orchestration.jobs import run_task
-
     Registry(workspace.require().registry_path).get(args.name)
     if args.queue:
         run_id = RunStore(workspace.runs_path).enqueue("train", model=args.name, params={"model": args.name, "manual": True})
         return f"queued training of {args.name} as run {run_id}"
-    run = run_task(workspace, "train", {"model": args.name, "manual": True})
-    return _finished(run)
+    params = {"model": args.name, "manual": True}
+    return _finished(_run_in_foreground(workspace, "train", params, f"train {args.name}"))
 
 
 def cmd_evaluate(workspace: Workspace, args: Args) -> str:
-    from m5ops.orchestration.jobs import run_task
-
     registry = Registry(workspace.require().registry_path)
     for name in args.names:
         registry.get(name)
     params = {"models": list(args.names) or None}
     if args.queue:
         return f"queued evaluation as run {RunStore(workspace.runs_path).enqueue('evaluate', params=params)}"
-    return _finished(run_task(workspace, "evaluate", params))
+    return _finished(_run_in_foreground(workspace, "evaluate", params, "evaluate"))
+
+
+def _run_in_foreground(workspace: Workspace, task: str, params: dict, description: str) -> dict:
+    """Run a task here and now, with a terminal bar of its progress; the finished run."""
+    from m5ops.orchestration.jobs import run_task, start_run
+
+    run_id = start_run(workspace, task, params)
+    with terminal_bar(RunStore(workspace.runs_path), run_id, description):
+        return run_task(workspace, task, params, run_id=run_id)
 
 
 def _finished(run: dict) -> str:
