@@ -9,7 +9,9 @@ import pytest
 
 from m5ops.data.arrival import Holdback, arrive_next_day
 from m5ops.data.schema import day_label
+from m5ops.data.simulate import simulate_next_day
 from m5ops.data.store import DayStore
+from m5ops.data.synthetic import generate
 from m5ops.errors import WorkspaceError
 from m5ops.workspace import Workspace
 from m5ops.workspace_init import InitOptions, init_workspace
@@ -119,3 +121,21 @@ def test_init_with_a_bad_start_day_creates_nothing(tmp_path, m5_dir, start_day, 
     with pytest.raises(WorkspaceError, match=words):
         init_workspace(home, InitOptions(source="m5", m5_dir=str(m5_dir), start_day=start_day, progress=False))
     assert not home.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_simulated_day_applies_snap_only_to_the_series_of_states_with_snap_that_day():
+    data = generate(1, n_days=400)
+    calendar = data.calendar.set_index(data.calendar["day"].astype(int), drop=False)
+    history = calendar.loc[data.last_day - 363:data.last_day]
+    later = calendar.loc[data.last_day + 1:]
+    # a day when CA has SNAP and TX does not (the rules put them on different days of the month)
+    day = later[(later["snap_CA"] == 1) & (later["snap_TX"] == 0)].iloc[0]
+    result = simulate_next_day(data.sales[:, -364:], data.prices[:, -364:], history, day, data.series, seed=3)
+    snap = result.factors["snap"].to_numpy()
+    state = data.series["state_id"].astype(str).to_numpy()
+    assert (snap[state == "TX"] == 1.0).all()
+    assert (snap[state == "CA"] != 1.0).mean() > 0.9  # CA's own SNAP uplift, measured in its history
+    no_snap = day.copy()
+    no_snap["snap_CA"] = 0
+    calm = simulate_next_day(data.sales[:, -364:], data.prices[:, -364:], history, no_snap, data.series, seed=3)
+    assert (calm.factors["snap"].to_numpy() == 1.0).all()
