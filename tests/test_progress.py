@@ -1,6 +1,7 @@
 """Progress of a running task: reported by the task, kept on its run in runs.db, shown by status and the dashboard."""
 from __future__ import annotations
 
+import argparse
 import io
 import logging
 import multiprocessing
@@ -18,7 +19,7 @@ import browser as B  # noqa: E402
 from test_models import SMALL, make_frame, make_sales, split  # noqa: E402
 
 from m5ops import management, tasks  # noqa: E402
-from m5ops.commands import workspace_status  # noqa: E402
+from m5ops.commands import cmd_status, workspace_status  # noqa: E402
 from m5ops.dashboard.progress_panel import ProgressPanel, bar_text  # noqa: E402
 from m5ops.dashboard.state import RunningRow, WorkspaceReader, running_rows  # noqa: E402
 from m5ops.errors import RunError  # noqa: E402
@@ -237,9 +238,12 @@ def test_a_recorded_run_ends_at_100_percent_and_status_shows_a_running_one(works
     assert run["progress"] == 1.0 and run["progress_note"].startswith("trained gb v1")
     other = runs.new_run("evaluate", trigger="manual")
     runs.set_progress(other, 0.25, "scoring gb (1 of 1)")
-    running = workspace_status(workspace)["running"]
-    assert f"{run_id} train-gb (100% trained gb v1; the notebook draws its figures)" in running
-    assert f"{other} evaluate (25% scoring gb (1 of 1))" in running
+    status = workspace_status(workspace)
+    assert status["running"] == [f"{run_id} train-gb", f"{other} evaluate"]
+    assert status["progress"][other] == {"fraction": 0.25, "note": "scoring gb (1 of 1)"}
+    text = cmd_status(workspace, argparse.Namespace(json=False))
+    assert f"{run_id} train-gb (100% trained gb v1; the notebook draws its figures)" in text
+    assert f"{other} evaluate (25% scoring gb (1 of 1))" in text
 
 
 def test_the_evaluation_task_reports_each_model(workspace):

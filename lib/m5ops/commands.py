@@ -55,14 +55,15 @@ def workspace_status(workspace: Workspace) -> dict:
     today, first = store.last_day(), store.first_day()
     runs = RunStore(workspace.runs_path)
     heartbeat = runs.heartbeat()
+    running = runs.running()
     return {
         "home": str(workspace.home), "today": day_label(today), "today_day": today,
         "date": str(day_date(today).date()), "first_day": day_label(first), "days": today - first + 1,
         "series": store.n_series(), "rows": store.n_series() * (today - first + 1),
         "held_back_days_left": Holdback(workspace.holdback_path).remaining_after(today),
         "runner_alive": runs.alive(), "runner": heartbeat, "schedule": runs.runner_state(),
-        "running": [f"{run_label(r)} ({progress_text(r)})" for r in runs.running()],
-        "queued": [run_label(r) for r in runs.queued()],
+        "running": [run_label(r) for r in running], "queued": [run_label(r) for r in runs.queued()],
+        "progress": {r["id"]: {"fraction": r["progress"], "note": r["progress_note"]} for r in running},
     }
 
 
@@ -78,9 +79,15 @@ def cmd_status(workspace: Workspace, args: Args):
         f"held back: {status['held_back_days_left']} real days left",
         f"runner:    {runner}",
         f"schedule:  {_schedule_line(status['schedule'], status['runner_alive'])}",
-        f"running:   {', '.join(status['running']) or '-'}",
+        f"running:   {', '.join(_with_progress(line, status['progress']) for line in status['running']) or '-'}",
         f"queued:    {', '.join(status['queued']) or '-'}",
     ])
+
+
+def _with_progress(label: str, progress: dict) -> str:
+    """``<id> train-gb (42% boosting round 170 of 400)``."""
+    run = progress[label.split()[0]]
+    return f"{label} ({progress_text({'progress': run['fraction'], 'progress_note': run['note']})})"
 
 
 def _schedule_line(state: dict, alive: bool) -> str:
@@ -142,10 +149,10 @@ def cmd_create(workspace: Workspace, args: Args) -> str:
 
 def cmd_train(workspace: Workspace, args: Args) -> str:
     Registry(workspace.require().registry_path).get(args.name)
-    if args.queue:
-        run_id = RunStore(workspace.runs_path).enqueue("train", model=args.name, params={"model": args.name, "manual": True})
-        return f"queued training of {args.name} as run {run_id}"
     params = {"model": args.name, "manual": True}
+    if args.queue:
+        run_id = RunStore(workspace.runs_path).enqueue("train", model=args.name, params=params)
+        return f"queued training of {args.name} as run {run_id}"
     return _finished(_run_in_foreground(workspace, "train", params, f"train {args.name}"))
 
 
