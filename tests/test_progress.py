@@ -116,20 +116,22 @@ def test_a_part_maps_its_own_0_1_onto_its_slice_of_the_task():
     assert part(no_progress, 0.1, 0.9) is no_progress
 
 
-def test_run_progress_writes_at_most_once_per_interval_but_always_the_end(store):
+def test_run_progress_writes_at_most_once_per_interval_but_always_a_new_step_and_the_end(store):
     run_id = store.new_run("train", trigger="manual")
     now = [100.0]
     written = []
     store_set = store.set_progress
     store.set_progress = lambda *args: written.append(args) or store_set(*args)
     report = RunProgress(store, run_id, min_interval_s=1.0, clock=lambda: now[0])
-    report(0.1, "a")
+    report(0.1, "round 1")
     now[0] += 0.4
-    report(0.2, "b")  # too soon: dropped
+    report(0.2, "round 2")  # too soon, and the same step: dropped
     now[0] += 0.7
-    report(0.3, "c")
+    report(0.3, "round 3")
+    report(0.4, "round 4")  # dropped
+    report(0.9, "saving the version")  # a new step shows at once
     report(1.0, "done")  # the end always shows
-    assert [note for _, _, note in written] == ["a", "c", "done"]
+    assert [note for _, _, note in written] == ["round 1", "round 3", "saving the version", "done"]
     assert store.get(run_id)["progress"] == 1.0 and store.get(run_id)["progress_note"] == "done"
 
 

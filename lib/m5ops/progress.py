@@ -39,8 +39,10 @@ def part(progress: Progress, start: float, end: float) -> Progress:
 class RunProgress:
     """Reports of one run, written to its row in ``runs.db`` at most every ``min_interval_s``.
 
-    Reports in between are dropped, except one that reaches 1 (the end of a task always shows).
-    A failed write is logged once and never raised: progress is shown, not relied on.
+    Reports in between are dropped, except one that reaches 1 (the end of a task always shows) or
+    starts a new step (its note's first word changed: "boosting ..." -> "saving ..."), so a step
+    that follows a burst of reports never hides behind the burst's last one. A failed write is
+    logged once and never raised: progress is shown, not relied on.
     """
 
     def __init__(self, store, run_id: str, min_interval_s: float = MIN_INTERVAL_S,
@@ -48,14 +50,16 @@ class RunProgress:
         self.store, self.run_id = store, run_id
         self.min_interval_s, self.clock = min_interval_s, clock
         self._last_write: float | None = None
+        self._last_step: str | None = None
         self._warned = False
 
     def __call__(self, fraction: float, note: str = "") -> None:
         now = self.clock()
-        if (fraction < 1.0 and self._last_write is not None
+        step = note.split(" ", 1)[0]
+        if (fraction < 1.0 and step == self._last_step and self._last_write is not None
                 and now - self._last_write < self.min_interval_s):
             return
-        self._last_write = now
+        self._last_write, self._last_step = now, step
         try:
             self.store.set_progress(self.run_id, fraction, note)
         except M5opsError as exc:
