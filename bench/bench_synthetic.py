@@ -3,6 +3,7 @@ time to simulate the day after it, as an arrival past the real data does.
 
     .venv/bin/python bench/bench_synthetic.py                  # 30,490 series x 1,941 days
     .venv/bin/python bench/bench_synthetic.py --items 50 --tracemalloc
+    .venv/bin/python bench/bench_synthetic.py --quick          # 5 items per department
 
 Peak RSS is the whole process (interpreter and imports included); tracemalloc counts the numpy and
 Python allocations of the call alone, at some cost in speed. The simulated day uses a year of
@@ -60,7 +61,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=1941)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tracemalloc", action="store_true", help="also measure the call's own peak allocation")
+    parser.add_argument("--quick", action="store_true", help="5 items per department (a smoke run)")
     args = parser.parse_args()
+    if args.quick and args.items is None:
+        args.items = 5
     if args.tracemalloc:
         tracemalloc.start()
     start = time.perf_counter()
