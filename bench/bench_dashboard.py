@@ -58,12 +58,13 @@ def kinds_for(n: int) -> dict[str, str]:
             for i in range(n)}
 
 
-def render_once(browser, url: str, models: int) -> float:
-    """Seconds from goto to the full dashboard; the page is closed afterwards (its kernel shut down)."""
+def render_once(browser, url: str, models: int, rendered: str = FULL_RENDER_JS) -> float:
+    """Seconds from goto until ``rendered`` holds (default: the full dashboard of ``models``); the
+    page is closed afterwards (its kernel shut down)."""
     page = B.open_page(browser)
     start = time.perf_counter()
     page.goto(url, timeout=180_000)
-    page.wait_for_function(FULL_RENDER_JS, arg=[models], timeout=180_000, polling=50)
+    page.wait_for_function(rendered, arg=[models], timeout=180_000, polling=50)
     elapsed = time.perf_counter() - start
     page.close(run_before_unload=True)
     return elapsed
@@ -86,7 +87,8 @@ sx, sy = bq.LinearScale(), bq.LinearScale()
 line = bq.Lines(x=x, y=np.sin(x / 20), scales={"x": sx, "y": sy})
 w.VBox([w.HTML("<b class='floor-ready'>floor</b>"),
         bq.Figure(marks=[line], axes=[bq.Axis(scale=sx), bq.Axis(scale=sy, orientation="vertical")])])"""
-FLOOR_JS = "() => !!document.querySelector('.floor-ready') && document.querySelectorAll('.curve path.line').length > 0"
+FLOOR_JS = ("([lines]) => !!document.querySelector('.floor-ready')"
+            " && document.querySelectorAll('.curve path.line').length >= lines")
 
 
 def floor_notebook(folder: Path) -> Path:
@@ -116,17 +118,6 @@ def floor_server(workdir: Path):
             B.stop_process(process)
 
 
-def render_floor(browser, url: str) -> float:
-    """Seconds from goto to the floor page's chart."""
-    page = B.open_page(browser)
-    start = time.perf_counter()
-    page.goto(url, timeout=180_000)
-    page.wait_for_function(FLOOR_JS, timeout=180_000, polling=50)
-    elapsed = time.perf_counter() - start
-    page.close(run_before_unload=True)
-    return elapsed
-
-
 def bench_render(home: Path, workdir: Path, models: int, repeat: int, preheat: bool) -> dict:
     """Render times with or without pre-heated kernels; pre-heated, each visit beside one of the floor page."""
     os.environ["M5OPS_DASHBOARD_PREHEAT"] = "1" if preheat else "0"
@@ -142,7 +133,7 @@ def bench_render(home: Path, workdir: Path, models: int, repeat: int, preheat: b
                 wait_pool(log, i + 2)  # the pool refilled after the previous visit
                 wait_pool(floor_log, i + 1)
                 time.sleep(1.0)
-                times["floor"].append(render_floor(browser, floor_url))
+                times["floor"].append(render_once(browser, floor_url, 1, FLOOR_JS))
             times["warm"].append(render_once(browser, url, models))
     os.environ.pop("M5OPS_DASHBOARD_PREHEAT")
     return times

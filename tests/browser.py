@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from m5ops.dashboard import server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -52,27 +52,15 @@ def free_port() -> int:
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 90.0) -> None:
     """Block until 127.0.0.1:port accepts connections (no GET: that would start a kernel)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process {process.args} exited with {process.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} after {timeout_s:.0f} s")
+    if not server.wait_for_port("127.0.0.1", port, process, timeout_s):
+        exited = process.poll() is not None
+        why = f"exited with {process.returncode}" if exited else f"did not listen in {timeout_s:.0f} s"
+        raise RuntimeError(f"process {process.args} {why} on 127.0.0.1:{port}")
 
 
 def stop_process(process: subprocess.Popen, grace_s: float = 15.0) -> None:
     """SIGTERM, then SIGKILL after ``grace_s``."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    server.stop(process, grace_s)
 
 
 def m5ops(home: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -154,10 +154,9 @@ def test_a_task_run_by_hand_reports_nowhere(tmp_path, store):
 
 
 def test_progress_text():
-    assert progress_text({"progress": None}) == "starting"
-    assert progress_text({"progress": 0.424, "progress_note": "boosting round 170 of 400"}) == \
-        "42% boosting round 170 of 400"
-    assert progress_text({"progress": 1.0, "progress_note": None}) == "100%"
+    assert progress_text(None) == "starting"
+    assert progress_text(0.424, "boosting round 170 of 400") == "42% boosting round 170 of 400"
+    assert progress_text(1.0, None) == "100%"
 
 
 def test_the_terminal_bar_follows_the_run_and_ends_at_its_last_report(store):

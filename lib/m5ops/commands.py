@@ -61,7 +61,7 @@ def workspace_status(workspace: Workspace) -> dict:
         "date": str(day_date(today).date()), "first_day": day_label(first), "days": today - first + 1,
         "series": store.n_series(), "rows": store.n_series() * (today - first + 1),
         "held_back_days_left": Holdback(workspace.holdback_path).remaining_after(today),
-        "runner_alive": runs.alive(), "runner": heartbeat, "schedule": runs.runner_state(),
+        "runner_alive": runs.alive(beat=heartbeat), "runner": heartbeat, "schedule": runs.runner_state(),
         "running": [run_label(r) for r in running], "queued": [run_label(r) for r in runs.queued()],
         "progress": {r["id"]: {"fraction": r["progress"], "note": r["progress_note"]} for r in running},
     }
@@ -87,7 +87,7 @@ def cmd_status(workspace: Workspace, args: Args):
 def _with_progress(label: str, progress: dict) -> str:
     """``<id> train-gb (42% boosting round 170 of 400)``."""
     run = progress[label.split()[0]]
-    return f"{label} ({progress_text({'progress': run['fraction'], 'progress_note': run['note']})})"
+    return f"{label} ({progress_text(run['fraction'], run['note'])})"
 
 
 def _schedule_line(state: dict, alive: bool) -> str:

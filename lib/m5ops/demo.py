@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from m5ops.dashboard.server import url, wait_for_port
+from m5ops.dashboard import server
 from m5ops.workspace import Workspace, default_home
 
 RUNNER_GRACE_S = 40.0  # the runner gives its current run 30 s to finish
@@ -30,17 +30,10 @@ def m5ops_command(home: Path, *args: str) -> list[str]:
 
 
 def stop_child(name: str, process: subprocess.Popen, grace_s: float) -> int:
-    """SIGTERM, then SIGKILL after ``grace_s``; returns the exit code."""
+    """SIGTERM, then SIGKILL after ``grace_s`` (``server.stop``, which logs the kill); the exit code."""
     if process.poll() is None:
         print(f"demo: stopping the {name} (pid {process.pid})", flush=True)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            print(f"demo: the {name} did not stop in {grace_s:.0f} s: killing it", flush=True)
-            process.kill()
-            process.wait()
-    return process.returncode
+    return server.stop(process, grace_s)
 
 
 def run_demo(home: Path, day_seconds: float, port: int) -> int:
@@ -61,8 +54,8 @@ def run_demo(home: Path, day_seconds: float, port: int) -> int:
                                  start_new_session=True)
     children = {"runner": runner, "dashboard": dashboard}
     try:
-        if wait_for_port("127.0.0.1", port, dashboard):
-            print(f"\ndemo: open {url('127.0.0.1', port)}  (one simulated day every {day_seconds:g} s;"
+        if server.wait_for_port("127.0.0.1", port, dashboard):
+            print(f"\ndemo: open {server.url('127.0.0.1', port)}  (one simulated day every {day_seconds:g} s;"
                   f" Ctrl-C stops the runner and the dashboard)\n", flush=True)
         while not stop.wait(0.5):
             dead = [name for name, child in children.items() if child.poll() is not None]

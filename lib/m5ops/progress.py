@@ -68,11 +68,11 @@ class RunProgress:
                 log.warning("run %s could not record its progress (%s); it goes on without", self.run_id, exc)
 
 
-def progress_text(run: dict) -> str:
+def progress_text(fraction: float | None, note: str | None = "") -> str:
     """``42% boosting round 120 of 400``, or ``starting`` before the task's first report."""
-    if run.get("progress") is None:
+    if fraction is None:
         return "starting"
-    return f"{run['progress']:.0%} {run.get('progress_note') or ''}".rstrip()
+    return f"{fraction:.0%} {note or ''}".rstrip()
 
 
 def for_run(runs_path, run_id: str | None) -> Progress:

@@ -35,6 +35,7 @@ OPEN = ("queued", "running")
 METRIC_COLUMNS = ["sim_day", "sim_date", "model", "version", "metric", "value",
                   "window_start", "window_end", "run_id"]
 BUSY_TIMEOUT_S = 10.0
+_UNREAD = object()  # "not read yet", where None means "read: there is none"
 SCHEMA_VERSION = 2  # 2: runs.progress and runs.progress_note
 _RUN_COLUMNS = ("id, task, model, params, \"trigger\", status, sim_day, created_at, started_at,"
                 " finished_at, output, error, attempt, pid, progress, progress_note")
@@ -99,6 +100,11 @@ CREATE TABLE IF NOT EXISTS runner_state (
 def utc_now() -> str:
     """The current UTC time as ISO 8601 with milliseconds (sorts as text)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A time stored by ``utc_now`` (or any ISO 8601 text) as an aware datetime; None stays None."""
+    return datetime.fromisoformat(text) if text else None
 
 
 def new_run_id() -> str:
@@ -402,9 +408,13 @@ class RunStore:
         beat["age_s"] = (datetime.now(timezone.utc) - datetime.fromisoformat(beat["beat_at"])).total_seconds()
         return beat
 
-    def alive(self, max_age_s: float = 15.0) -> bool:
-        """Whether a runner beat within ``max_age_s`` (and, on this host, its process exists)."""
-        beat = self.heartbeat()
+    def alive(self, max_age_s: float = 15.0, beat: dict | None | object = _UNREAD) -> bool:
+        """Whether a runner beat within ``max_age_s`` (and, on this host, its process exists).
+
+        ``beat``: the ``heartbeat()`` the caller already read, None included (else it is read here).
+        """
+        if beat is _UNREAD:
+            beat = self.heartbeat()
         if beat is None or beat["age_s"] > max_age_s:
             return False
         # a runner killed a moment ago still has a fresh beat; on this host, ask the OS

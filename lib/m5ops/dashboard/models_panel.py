@@ -8,7 +8,7 @@ import ipywidgets as w
 
 from m5ops.dashboard import actions
 from m5ops.dashboard.state import METRICS, ModelRow, format_value
-from m5ops.dashboard.widgets import Actions, button, css, html_cell, shared_layout
+from m5ops.dashboard.widgets import Actions, button, css, html_cell, shared_layout, sync_rows
 from m5ops.workspace import Workspace
 
 COLUMNS = [("model", "name", 150), ("kind", "kind", 120), ("state", "state", 64), ("versions", "versions", 72),
@@ -112,18 +112,7 @@ class ModelsPanel:
 
     def update(self, rows: list[ModelRow]) -> None:
         """Add, change and drop rows so that the table shows ``rows``, in registry order."""
-        names = [row.name for row in rows]
-        gone = [self.views.pop(name) for name in set(self.views) - set(names)]
-        for row in rows:
-            if row.name in self.views:
-                self.views[row.name].show(row)
-            else:
-                self.views[row.name] = ModelRowView(self, row)
-        boxes = [self.views[name].box for name in names]
-        if list(self.rows.children) != boxes:
-            self.rows.children = boxes
-        for view in gone:  # off the page now: free their widgets in the kernel and the browser
-            view.close()
+        sync_rows(self.views, rows, lambda row: row.name, lambda row: ModelRowView(self, row), self.rows)
         self.empty.layout.display = "none" if rows else None
 
     def _act(self, name: str, label: str, work, undo_confirm: bool = False) -> None:

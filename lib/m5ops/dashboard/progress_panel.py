@@ -11,7 +11,7 @@ import html
 import ipywidgets as w
 
 from m5ops.dashboard.state import RunningRow, format_duration
-from m5ops.dashboard.widgets import css, html_cell, shared_layout
+from m5ops.dashboard.widgets import css, html_cell, shared_layout, sync_rows
 
 
 def bar_text(row: RunningRow) -> str:
@@ -55,15 +55,4 @@ class ProgressPanel:
 
     def update(self, rows: tuple[RunningRow, ...]) -> None:
         """Bars for exactly the runs in ``rows``."""
-        ids = [row.id for row in rows]
-        gone = [self.bars.pop(run_id) for run_id in set(self.bars) - set(ids)]
-        for row in rows:
-            if row.id in self.bars:
-                self.bars[row.id].show(row)
-            else:
-                self.bars[row.id] = ProgressBar(row)
-        boxes = [self.bars[run_id].box for run_id in ids]
-        if list(self.widget.children) != boxes:
-            self.widget.children = boxes
-        for bar in gone:
-            bar.close()
+        sync_rows(self.bars, list(rows), lambda row: row.id, ProgressBar, self.widget)

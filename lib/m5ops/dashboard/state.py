@@ -22,7 +22,7 @@ from m5ops.data.arrival import Holdback
 from m5ops.data.schema import day_date, day_label
 from m5ops.data.store import DayStore
 from m5ops.registry import Registry
-from m5ops.runs import RunStore, run_label
+from m5ops.runs import RunStore, parse_time, run_label
 from m5ops.workspace import Workspace
 
 METRICS = {"mae": "MAE", "wmape": "WMAPE", "rmse": "RMSE", "tweedie": "Tweedie deviance", "wrmsse": "WRMSSE"}
@@ -127,16 +127,12 @@ def runner_command(home: Path | str) -> str:
     return f"m5ops --home {home} runner"
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
 def run_duration(run: dict, now: datetime | None = None) -> float | None:
     """Seconds from start to finish (or to ``now`` while running); None if never started."""
-    started = _parse_time(run.get("started_at"))
+    started = parse_time(run.get("started_at"))
     if started is None:
         return None
-    ended = _parse_time(run.get("finished_at")) or now or datetime.now(timezone.utc)
+    ended = parse_time(run.get("finished_at")) or now or datetime.now(timezone.utc)
     return max(0.0, (ended - started).total_seconds())
 
 
@@ -296,7 +292,7 @@ class WorkspaceReader:
         first = self.store.first_day()
         days = today - first + 1
         beat = self.runs.heartbeat()
-        alive = self.runs.alive()
+        alive = self.runs.alive(beat=beat)
         span = self._holdback_span
         left = 0 if span is None else max(0, span[1] - max(today, span[0] - 1))
         return Header(today=day_label(today), date=str(day_date(today).date()), days=days,

@@ -62,6 +62,26 @@ def button(description: str, cls: str, style: str = "", width: str = "auto", too
                         style=_shared(_BUTTON_STYLE, w.ButtonStyle), layout=shared_layout(width=width)), cls)
 
 
+def sync_rows(views: dict, rows: list, key: Callable, make: Callable, box: w.Box) -> None:
+    """Make ``box`` show one view per row, in order: update the kept, make the new, close the gone.
+
+    ``views`` (key -> view, changed in place) holds views with ``show(row)``, ``box`` and
+    ``close()``; a kept view redraws only what changed in its row.
+    """
+    keys = [key(row) for row in rows]
+    gone = [views.pop(k) for k in set(views) - set(keys)]
+    for k, row in zip(keys, rows):
+        if k in views:
+            views[k].show(row)
+        else:
+            views[k] = make(row)
+    boxes = [views[k].box for k in keys]
+    if list(box.children) != boxes:
+        box.children = boxes
+    for view in gone:  # off the page now: free their widgets in the kernel and the browser
+        view.close()
+
+
 class Messages:
     """The outcome of every action, newest first: ok, error or in progress."""
 

@@ -173,14 +173,17 @@ def day_columns(block: FeatureBlock, j: int, calendar: pd.DataFrame, states: pd.
         columns[name] = matrix[:, j]
     for name in ("wday", "month", "mday", "event"):
         columns[name] = np.full(n, row[name], dtype=np.int8)
-    state_codes, state_names = _state_codes(states)
-    snap_by_state = np.array([row.get(f"snap_{s}", 0) for s in state_names], dtype=np.int8)
-    columns["snap"] = snap_by_state[state_codes]
+    columns["snap"] = snap_of_day(row, *state_codes(states))
     columns["price_max"] = block.price_max[:, j]
     return columns
 
 
-def _state_codes(states: pd.Series) -> tuple[np.ndarray, list[str]]:
+def snap_of_day(row: pd.Series, codes: np.ndarray, names: list[str]) -> np.ndarray:
+    """Each series' SNAP flag on one calendar day: looked up once per state, spread by state codes."""
+    return np.array([row.get(f"snap_{s}", 0) for s in names], dtype=np.int8)[codes]
+
+
+def state_codes(states: pd.Series) -> tuple[np.ndarray, list[str]]:
     """(code of each series' state, state names): a categorical's own codes, without a string per row."""
     if isinstance(states.dtype, pd.CategoricalDtype):
         codes = states.cat.codes.to_numpy()

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from m5ops.data.features import snap_of_day, state_codes
+
 LOOKBACK_DAYS = 364
 LEVEL_DAYS = 28
 PRICE_ELASTICITY = 1.5  # a typical own-price elasticity for grocery; M5 has no cost data to fit it
@@ -48,10 +50,9 @@ def simulate_next_day(
     day = int(day_calendar["day"])
     rng = np.random.default_rng([int(seed), day])
     group = (series["store_id"].astype(str) + "|" + series["cat_id"].astype(str)).to_numpy()
-    state_codes, states = pd.factorize(series["state_id"].astype(str))
-    snap_hist = _snap_matrix(history_calendar, state_codes, states)
-    # per state, then spread to the series (a lookup per series took 60% of a full-shape day)
-    snap_today = np.array([int(day_calendar.get(f"snap_{s}", 0)) for s in states])[state_codes]
+    codes, states = state_codes(series["state_id"])
+    snap_hist = _snap_matrix(history_calendar, codes, states)
+    snap_today = snap_of_day(day_calendar, codes, states)
     wday_hist = history_calendar["wday"].to_numpy()
 
     wday_factor = _weekday_factors(sales, wday_hist, group)
@@ -76,11 +77,11 @@ def simulate_next_day(
     return SimulatedDay(units, new_prices.astype(np.float32), factors)
 
 
-def _snap_matrix(calendar: pd.DataFrame, state_codes: np.ndarray, states: pd.Index) -> np.ndarray:
-    """SNAP flag per series and history day, by the series' state (``states[state_codes]``)."""
+def _snap_matrix(calendar: pd.DataFrame, codes: np.ndarray, states: list[str]) -> np.ndarray:
+    """SNAP flag per series and history day, by the series' state (``states[codes]``)."""
     no_snap = pd.Series(0, index=calendar.index)
     flags = np.stack([calendar.get(f"snap_{s}", no_snap).to_numpy() for s in states])
-    return flags[state_codes]
+    return flags[codes]
 
 
 def _group_ratio(numerator: np.ndarray, denominator: np.ndarray, group: np.ndarray) -> np.ndarray:

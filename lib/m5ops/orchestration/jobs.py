@@ -19,11 +19,9 @@ DEFAULT_TIMEOUT_S = 3600.0
 
 @dataclass
 class JobSettings:
-    """How runs are executed: timeout per run, retries after a failure, niceness of the task's processes."""
+    """How one run is executed: its timeout and the niceness of its processes (retries are the runner's)."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
-    retries: int = 0
-    retry_delay_s: float = 5.0
     niceness: int = 0
 
 
@@ -58,11 +56,16 @@ def _note_stopped(output, reason: str) -> None:
         log.warning("could not annotate the notebook %s: %s", output, exc)
 
 
+def check_params(workspace: Workspace, task: str, params: dict) -> None:
+    """A ParameterError if ``task`` is unknown or ``params`` are not what its notebook takes."""
+    executor.get_task(task).validate({"home": str(workspace.home), "run_id": "x", **params})
+
+
 def start_run(workspace: Workspace, task: str, params: dict | None = None, *, trigger: str = "manual",
               attempt: int = 1) -> str:
     """Check a task's parameters, then record it as a run, running now in this process; returns its id."""
     params = dict(params or {})
-    executor.get_task(task).validate({"home": str(workspace.home), "run_id": "x", **params})
+    check_params(workspace, task, params)
     return RunStore(workspace.runs_path).new_run(
         task, model=params.get("model"), params=params, trigger=trigger, status="running",
         sim_day=DayStore(workspace.data_dir).last_day(), attempt=attempt)
@@ -75,9 +78,10 @@ def run_task(workspace: Workspace, task: str, params: dict | None = None, *, tri
     runs = RunStore(workspace.runs_path)
     params = dict(params or {})
     model = params.get("model")
-    executor.get_task(task).validate({"home": str(workspace.home), "run_id": "x", **params})
     if run_id is None:
-        run_id = start_run(workspace, task, params, trigger=trigger, attempt=attempt)
+        run_id = start_run(workspace, task, params, trigger=trigger, attempt=attempt)  # checks the params
+    else:
+        check_params(workspace, task, params)
     output = executor.output_path(workspace.outputs_dir, sim_date_for(workspace, task), task, run_id, model)
     runs.set_output(run_id, str(output))
     log.info("run %s started task=%s model=%s trigger=%s attempt=%d", run_id, task, model, trigger, attempt)

@@ -38,10 +38,10 @@ from tqdm.auto import tqdm
 from m5ops.errors import M5opsError, ParameterError
 from m5ops.orchestration.lock import TOKEN_ENV, RunnerLock, kill_leftovers
 from m5ops.orchestration.scheduling import (
-    RunnerError, RunnerSettings, add_arguments, build_scheduler, missed_tick, next_run_utc, parse_time,
+    RunnerError, RunnerSettings, add_arguments, build_scheduler, missed_tick, next_run_utc,
 )
 from m5ops.orchestration.work import Work
-from m5ops.runs import utc_now
+from m5ops.runs import parse_time, utc_now
 from m5ops.workspace import Workspace
 
 __all__ = ["Runner", "RunnerError", "RunnerSettings", "add_arguments", "backfill", "main", "run_from_args"]

@@ -69,8 +69,7 @@ class RunnerSettings:
         """What each single run needs to know (a ``jobs.JobSettings``): timeout, niceness; retries are the runner's."""
         from m5ops.orchestration.jobs import JobSettings  # late: importing jobs imports papermill
 
-        return JobSettings(timeout_s=self.timeout_s, retries=0, retry_delay_s=self.retry_delay_s,
-                           niceness=self.niceness)
+        return JobSettings(timeout_s=self.timeout_s, niceness=self.niceness)
 
     def describe(self) -> str:
         """The schedule in words: 'daily at 02:00' or 'every 10 s (demo)'."""
@@ -116,11 +115,6 @@ def missed_tick(settings: RunnerSettings, last: datetime | None, now: datetime) 
     if settings.day_seconds:
         return (now - last).total_seconds() > settings.day_seconds
     return last < latest_slot(settings.at, now)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """An ISO 8601 time stored by the runner, as an aware datetime (None stays None)."""
-    return datetime.fromisoformat(text) if text else None
 
 
 def next_run_utc(scheduler: schedule.Scheduler) -> str | None:

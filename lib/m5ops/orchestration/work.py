@@ -115,7 +115,7 @@ class Work:
     def _refusal(self, task: str, params: dict) -> tuple[str | None, str | None]:
         """(status, reason) if a queued request cannot run as asked; trims deleted models from an evaluation."""
         try:
-            executor.get_task(task).validate({"home": str(self.workspace.home), "run_id": "x", **params})
+            jobs.check_params(self.workspace, task, params)
         except ParameterError as exc:
             return "failed", f"{exc} (the runner carries out tick, {', '.join(sorted(executor.TASKS))})"
         live = self.registry.models()
