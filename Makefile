@@ -31,7 +31,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 demo: install
-	$(BIN)/python -m m5ops.demo --home $(HOME_DIR)
+	$(BIN)/python -m m5ops.cli.demo --home $(HOME_DIR)
 
 test: install-test
 	$(BIN)/python -m pytest

@@ -30,11 +30,11 @@ import pandas as pd
 from common import print_table, verdict
 
 from m5ops.data.schema import day_label
-from m5ops.management import DEFAULT_MODELS, create_model, delete_model
-from m5ops.metrics import evaluate_forecast
-from m5ops.modeling import WorkspaceData, actual_matrix, forecast_matrix, test_input, train_version, wrmsse_for
-from m5ops.registry import Registry
-from m5ops.workspace_init import InitOptions, init_workspace
+from m5ops.pipeline.lifecycle import DEFAULT_MODELS, create_model, delete_model
+from m5ops.evaluation.metrics import evaluate_forecast
+from m5ops.pipeline.modeling import WorkspaceData, actual_matrix, forecast_matrix, test_input, train_version, wrmsse_for
+from m5ops.stores.registry import Registry
+from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 
 M5_LAST_DAY = 1941
 TARGET_RATIO = 0.75

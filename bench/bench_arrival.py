@@ -24,10 +24,10 @@ from pathlib import Path
 
 from common import print_table, summarise, timed, verdict
 
-from m5ops.data.arrival import arrive_next_day
+from m5ops.pipeline.arrival import arrive_next_day
 from m5ops.data.feature_store import FeatureStore
 from m5ops.data.store import DayStore
-from m5ops.workspace_init import InitOptions, init_workspace
+from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 
 TARGET_RATIO = 1.3
 YEARS = (1, 5)

@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import browser as B  # noqa: E402
 
-from m5ops.runs import RunStore  # noqa: E402
+from m5ops.stores.runs import RunStore  # noqa: E402
 
 FULL_RENDER_JS = """([models]) => {
   const rows = document.querySelectorAll('.m5-model-row').length;

@@ -45,9 +45,10 @@ from common import print_table, timed, verdict  # noqa: E402
 
 from m5ops.orchestration import executor  # noqa: E402  (imports papermill once, here)
 from m5ops.orchestration.runner import Runner, RunnerSettings  # noqa: E402
-from m5ops.runs import RunStore  # noqa: E402
-from m5ops.workspace import Workspace  # noqa: E402
-from m5ops.workspace_init import InitOptions, init_workspace  # noqa: E402
+from m5ops.stores.runner_state import RunnerState  # noqa: E402
+from m5ops.stores.runs import RunStore  # noqa: E402
+from m5ops.stores.layout import Workspace  # noqa: E402
+from m5ops.pipeline.workspace_init import InitOptions, init_workspace  # noqa: E402
 
 
 def seconds_between(start: str, end: str) -> float:
@@ -57,9 +58,9 @@ def seconds_between(start: str, end: str) -> float:
 # -- request-to-start latency ---------------------------------------------------------------------
 def bench_latency(requests: int, scratch: Path) -> dict:
     """Median (and spread) of queue-to-start over ``requests`` requests to an idle runner."""
-    from m5ops import management
-    from m5ops.modeling import WorkspaceData, train_version
-    from m5ops.registry import Registry, empty_registry
+    from m5ops.pipeline import lifecycle as management
+    from m5ops.pipeline.modeling import WorkspaceData, train_version
+    from m5ops.stores.registry import Registry, empty_registry
 
     home = scratch / "latency"
     init_workspace(home, InitOptions(items=1, days=200, subset={"stores": ["CA_1"]}, progress=False))
@@ -73,7 +74,7 @@ def bench_latency(requests: int, scratch: Path) -> dict:
                                "--at", at], stdout=log, stderr=subprocess.STDOUT)
     store = RunStore(workspace.runs_path)
     try:
-        _wait(lambda: store.heartbeat(), 60, "the runner's first heartbeat")
+        _wait(lambda: RunnerState(workspace.runs_path).heartbeat(), 60, "the runner's first heartbeat")
         latencies = []
         for i in range(requests):
             time.sleep(random.uniform(0.0, 0.5))  # land anywhere in the runner's poll cycle
@@ -109,7 +110,7 @@ def fixed_costs(scratch: Path, repeats: int = 3) -> dict:
     imports = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                     check=True).stdout) for _ in range(repeats)]
     out = {"papermill_import_s": statistics.median(imports)}
-    for name, source in (("kernel_start_s", "pass"), ("kernel_start_and_m5ops_imports_s", "from m5ops import tasks, views")):
+    for name, source in (("kernel_start_s", "pass"), ("kernel_start_and_m5ops_imports_s", "from m5ops.pipeline import figures, tasks")):
         nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
                                                                "display_name": "Python 3"},
                                                 "language_info": {"name": "python"}})
@@ -144,15 +145,16 @@ def direct_tick(home: Path) -> dict:
     Apart, and not in the total: the tables and charts the notebooks show after each call,
     rendered to PNG as Jupyter's inline backend does, to tell notebook work from fixed cost.
     """
-    from m5ops import tasks, views
+    from m5ops.pipeline import tasks
+    from m5ops.pipeline import figures
     from m5ops.data.store import DayStore
-    from m5ops.registry import Registry
+    from m5ops.stores.registry import Registry
 
     home_s = str(home)
-    shows = {"simulate_day": lambda a: [views.arrival_table(a), views.arrival_factors(a),
-                                        views.plot_recent_totals(home_s, a), views.split_table(home_s)],
-             "evaluate": lambda _: [views.plot_metric_history(home_s, m) for m in ("wrmsse", "mae")],
-             "train": lambda t: [views.version_table(t), views.plot_importance(t), views.plot_fit(home_s, t)]}
+    shows = {"simulate_day": lambda a: [figures.arrival_table(a), figures.arrival_factors(a),
+                                        figures.plot_recent_totals(home_s, a), figures.split_table(home_s)],
+             "evaluate": lambda _: [figures.plot_metric_history(home_s, m) for m in ("wrmsse", "mae")],
+             "train": lambda t: [figures.version_table(t), figures.plot_importance(t), figures.plot_fit(home_s, t)]}
     steps, charts, total = {}, {}, 0.0
 
     def step(label: str, task: str, call) -> None:
@@ -176,13 +178,13 @@ def _render(obj) -> None:
 
 def make_source(home: Path, quick: bool) -> Path:
     """A default-size workspace with its default models trained, directly (quick: 70 series, small models)."""
-    from m5ops import tasks
-    from m5ops.registry import Registry
+    from m5ops.pipeline import tasks
+    from m5ops.stores.registry import Registry
 
     print(f"  making a {'small' if quick else 'default-size'} workspace and training its models ...", flush=True)
     init_workspace(home, InitOptions(items=1, days=400, progress=False) if quick else InitOptions(progress=False))
     if quick:  # small models too: one cheap LightGBM and the baselines
-        from m5ops import management
+        from m5ops.pipeline import lifecycle as management
 
         workspace = Workspace(home)
         for name in ("lightgbm", "hist-gb"):
@@ -199,7 +201,7 @@ def bench_tick(source: Path | None, scratch: Path, ticks_wanted: int, quick: boo
     """``ticks`` ticks each way on copies of one default-size workspace, and the fixed costs."""
     import lightgbm  # noqa: F401  (the direct path's imports stay out of its timing, like papermill's)
     import sklearn.ensemble  # noqa: F401
-    from m5ops import tasks, views  # noqa: F401
+    from m5ops.pipeline import figures, tasks  # noqa: F401
 
     source = source or make_source(scratch / "source", quick)
     for name in ("via-runner", "direct"):

@@ -53,7 +53,7 @@ def training_frame(data, train_days: int):
     from m5ops.data.feature_store import SERIES_CHUNK
     from m5ops.data.features import HISTORY_DAYS, attach_ids, calendar_features, compute_block, day_frame
     from m5ops.data.split import Split
-    from m5ops.modeling import on_sale
+    from m5ops.pipeline.modeling import on_sale
 
     start, end = Split(data.first_day, data.last_day).train_range(train_days)
     first = max(data.first_day, start - HISTORY_DAYS)

@@ -160,10 +160,10 @@ def copy_workspace(template: Path, home: Path) -> Path:
 
 def make_workspace(home: Path, models: dict[str, str], items: int = 1, days: int = 200) -> Path:
     """A small synthetic workspace whose registry holds exactly ``models`` (name -> kind), untrained."""
-    from m5ops import management
-    from m5ops.registry import Registry
-    from m5ops.workspace import Workspace
-    from m5ops.workspace_init import InitOptions, init_workspace
+    from m5ops.pipeline import lifecycle as management
+    from m5ops.stores.registry import Registry
+    from m5ops.stores.layout import Workspace
+    from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 
     init_workspace(home, InitOptions(items=items, days=days, progress=False))
     workspace = Workspace(home)
@@ -188,9 +188,10 @@ def seed_history(home: Path, days: int, every_days: int = 7, versions: bool = Tr
 
     from m5ops.data.schema import day_date
     from m5ops.data.store import DayStore
-    from m5ops.registry import Registry
-    from m5ops.runs import METRIC_COLUMNS, RunStore
-    from m5ops.workspace import Workspace
+    from m5ops.stores.registry import Registry
+    from m5ops.stores.metrics import METRIC_COLUMNS
+    from m5ops.stores.runs import RunStore
+    from m5ops.stores.layout import Workspace
 
     workspace = Workspace(home)
     today = DayStore(workspace.data_dir).last_day()

@@ -31,7 +31,7 @@ def m5_dir() -> Path:
 @pytest.fixture(scope="session")
 def real_template(m5_dir, tmp_path_factory) -> Path:
     """A workspace from the real slice (2 stores, last 400 days, 56 real days held back), built once."""
-    from m5ops.workspace_init import InitOptions, init_workspace
+    from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 
     home = tmp_path_factory.mktemp("real") / "ws"
     init_workspace(home, InitOptions(source="m5", m5_dir=str(m5_dir), subset={"stores": ["CA_1", "TX_1"]},

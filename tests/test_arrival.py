@@ -7,14 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from m5ops.data.arrival import Holdback, arrive_next_day
+from m5ops.pipeline.arrival import arrive_next_day
+from m5ops.stores.holdback import Holdback
 from m5ops.data.schema import day_label
 from m5ops.data.simulate import simulate_next_day
 from m5ops.data.store import DayStore
 from m5ops.data.synthetic import generate
 from m5ops.errors import WorkspaceError
-from m5ops.workspace import Workspace
-from m5ops.workspace_init import InitOptions, init_workspace
+from m5ops.stores.layout import Workspace
+from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 
 
 def _raw_sales(m5_dir, ids, day):

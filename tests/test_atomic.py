@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from m5ops.atomic import (atomic_path, publish_exclusive, remove_stale_temps, temp_path_for,
+from m5ops.stores.atomic import (atomic_path, publish_exclusive, remove_stale_temps, temp_path_for,
                           write_bytes_atomic, write_json_atomic, write_text_atomic)
 
 
@@ -96,7 +96,7 @@ def test_remove_stale_temps_removes_only_old_temp_files(tmp_path):
 
 SLOW_WRITER = textwrap.dedent("""
     import sys, time
-    from m5ops.atomic import atomic_path
+    from m5ops.stores.atomic import atomic_path
     target, chunks = sys.argv[1], int(sys.argv[2])
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
@@ -127,7 +127,7 @@ def test_writer_killed_mid_write_leaves_old_content(tmp_path):
 
 LOOPING_WRITER = textwrap.dedent("""
     import sys
-    from m5ops.atomic import write_bytes_atomic
+    from m5ops.stores.atomic import write_bytes_atomic
     target, size = sys.argv[1], int(sys.argv[2])
     print("ready", flush=True)
     i = 0

@@ -25,9 +25,11 @@ from m5ops.dashboard.state import (  # noqa: E402
 from m5ops.dashboard.widgets import Actions, Messages  # noqa: E402
 from m5ops.errors import M5opsError, RegistryError  # noqa: E402
 from m5ops.models import get_kind  # noqa: E402
-from m5ops.registry import Registry  # noqa: E402
-from m5ops.runs import RunStore  # noqa: E402
-from m5ops.workspace import Workspace  # noqa: E402
+from m5ops.stores.registry import Registry  # noqa: E402
+from m5ops.stores.metrics import MetricStore  # noqa: E402
+from m5ops.stores.runner_state import RunnerState  # noqa: E402
+from m5ops.stores.runs import RunStore  # noqa: E402
+from m5ops.stores.layout import Workspace  # noqa: E402
 
 MODELS = {"naive": "seasonal_naive", "avg": "moving_average"}
 
@@ -119,9 +121,9 @@ def test_reader_snapshot_shows_the_workspace_and_rereads_the_registry_only_when_
 def test_reader_latest_metrics_in_sql_match_the_full_history(workspace):
     reader = WorkspaceReader(workspace.home)
     before = reader.snapshot().models[1].metrics
-    assert reader._latest == latest_metrics(RunStore(workspace.runs_path).metrics())
+    assert reader._latest == latest_metrics(MetricStore(workspace.runs_path).history())
     assert dict(before)["mae"] is not None  # the seeded evaluations of the current version
-    RunStore(workspace.runs_path).record_metrics(999, "2013-09-21", "avg", "v9", {"mae": 0.25}, (972, 999))
+    MetricStore(workspace.runs_path).record(999, "2013-09-21", "avg", "v9", {"mae": 0.25}, (972, 999))
     assert reader.snapshot().models[1].metrics == before  # v9 is not avg's current version
     assert reader._latest[("avg", "v9")] == {"mae": 0.25}
 
@@ -335,7 +337,7 @@ def test_demo_starts_the_runner_and_the_dashboard_and_ctrl_c_stops_both(workspac
     import time
 
     port = B.free_port()
-    demo = subprocess.Popen([sys.executable, "-m", "m5ops.demo", "--home", str(workspace.home), "--port", str(port),
+    demo = subprocess.Popen([sys.executable, "-m", "m5ops.cli.demo", "--home", str(workspace.home), "--port", str(port),
                              "--day-seconds", "3600"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
@@ -344,7 +346,7 @@ def test_demo_starts_the_runner_and_the_dashboard_and_ctrl_c_stops_both(workspac
             if "demo: open" in line:
                 break
         assert f"http://127.0.0.1:{port}/" in lines[-1], "".join(lines)
-        runs = RunStore(workspace.runs_path)
+        runs = RunnerState(workspace.runs_path)
         deadline = time.monotonic() + 60
         while not runs.alive() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -17,9 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser as B  # noqa: E402
 
-from m5ops.modeling import FIT_PART  # noqa: E402
-from m5ops.registry import Registry  # noqa: E402
-from m5ops.runs import RunStore  # noqa: E402
+from m5ops.pipeline.modeling import FIT_PART  # noqa: E402
+from m5ops.stores.registry import Registry  # noqa: E402
+from m5ops.stores.runs import RunStore  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 MODELS = {"naive": "seasonal_naive", "avg": "moving_average"}

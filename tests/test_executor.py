@@ -11,8 +11,8 @@ import pytest
 from m5ops.errors import ParameterError
 from m5ops.orchestration import executor
 from m5ops.orchestration.jobs import run_task
-from m5ops.runs import RunStore
-from m5ops.workspace import Workspace
+from m5ops.stores.runs import RunStore
+from m5ops.stores.layout import Workspace
 
 NOTEBOOKS = executor.NOTEBOOKS_DIR
 

@@ -11,7 +11,7 @@ from m5ops.data.feature_store import FeatureStore
 from m5ops.data.features import FEATURE_COLUMNS, HISTORY_DAYS, compute_block
 from m5ops.data.store import DayStore
 from m5ops.errors import DataError
-from m5ops.modeling import WorkspaceData
+from m5ops.pipeline.modeling import WorkspaceData
 from m5ops.models.base import CATEGORICALS, FEATURES
 
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import mean_absolute_error, mean_tweedie_deviance, root_mean_squared_error
 
 from m5ops.errors import DataError, ParameterError
-from m5ops.metrics import (
+from m5ops.evaluation.metrics import (
     METRICS, TWEEDIE_EPS, WRMSSE, evaluate_forecast, mae, rmse, tweedie_deviance, wmape,
 )
 

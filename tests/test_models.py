@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from m5ops.data.schema import day_date
-from m5ops.errors import DataError, M5opsError, ParameterError, RegistryError
+from m5ops.errors import ArtifactError, DataError, NotFittedError, ParameterError
 from m5ops.models import (
     CATEGORICALS, FEATURES, ForecastInput, ForecastModel, describe_kinds, get_kind, kinds,
 )
@@ -154,7 +154,7 @@ def test_save_load_round_trip_gives_identical_forecasts(kind, panel, fitted, tmp
 
 def test_loading_through_another_kind_is_refused(fitted, tmp_path):
     fitted["moving_average"].save(tmp_path)
-    with pytest.raises(RegistryError, match="'moving_average' model, not 'lightgbm'"):
+    with pytest.raises(ArtifactError, match="'moving_average' model, not 'lightgbm'"):
         get_kind("lightgbm").load(tmp_path)
 
 
@@ -167,21 +167,21 @@ def test_loading_through_another_kind_is_refused(fitted, tmp_path):
 def test_broken_model_directory_is_reported(tmp_path, meta, message):
     if meta is not None:
         (tmp_path / MODEL_FILE).write_text(meta if isinstance(meta, str) else json.dumps(meta))
-    with pytest.raises(RegistryError, match=message):
+    with pytest.raises(ArtifactError, match=message):
         ForecastModel.load(tmp_path)
 
 
 def test_missing_artifact_is_reported(fitted, tmp_path):
     fitted["lightgbm"].save(tmp_path)
     (tmp_path / "model.txt").unlink()
-    with pytest.raises(RegistryError, match="incomplete"):
+    with pytest.raises(ArtifactError, match="incomplete"):
         ForecastModel.load(tmp_path)
 
 
 def test_predict_before_fit_is_refused(panel):
     sales, frame = panel
     _, inp = split(frame, sales)
-    with pytest.raises(M5opsError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         get_kind("lightgbm")().predict(inp)
 
 

@@ -18,15 +18,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser as B  # noqa: E402
 from test_models import SMALL, make_frame, make_sales, split  # noqa: E402
 
-from m5ops import management, tasks  # noqa: E402
-from m5ops.commands import cmd_status, workspace_status  # noqa: E402
+from m5ops.pipeline import lifecycle as management, tasks  # noqa: E402
+from m5ops.cli.commands import cmd_status  # noqa: E402
+from m5ops.stores.status import workspace_status  # noqa: E402
 from m5ops.dashboard.progress_panel import ProgressPanel, bar_text  # noqa: E402
 from m5ops.dashboard.state import RunningRow, WorkspaceReader, running_rows  # noqa: E402
 from m5ops.errors import RunError  # noqa: E402
 from m5ops.models import get_kind  # noqa: E402
-from m5ops.progress import RunProgress, for_run, no_progress, part, progress_text, terminal_bar  # noqa: E402
-from m5ops.runs import SCHEMA_VERSION, RunStore  # noqa: E402
-from m5ops.workspace import Workspace  # noqa: E402
+from m5ops.cli.progress_bar import terminal_bar  # noqa: E402
+from m5ops.models.progress import no_progress, part, progress_text  # noqa: E402
+from m5ops.pipeline.progress import RunProgress, for_run  # noqa: E402
+from m5ops.stores.rundb import SCHEMA_VERSION  # noqa: E402
+from m5ops.stores.runs import RunStore  # noqa: E402
+from m5ops.stores.layout import Workspace  # noqa: E402
 
 
 class Recorder:
@@ -142,7 +146,7 @@ def test_a_failing_progress_write_is_logged_once_and_never_raised(store, caplog)
         raise RunError("run store runs.db: database is locked")
     store.set_progress = broken
     report = RunProgress(store, run_id, min_interval_s=0.0)
-    with caplog.at_level(logging.WARNING, logger="m5ops.progress"):
+    with caplog.at_level(logging.WARNING, logger="m5ops.pipeline.progress"):
         report(0.1, "a")
         report(0.2, "b")
     assert len(caplog.records) == 1 and run_id in caplog.text and "database is locked" in caplog.text
@@ -239,7 +243,7 @@ def test_a_recorded_run_ends_at_100_percent_and_status_shows_a_running_one(works
     assert run["progress"] == 1.0 and run["progress_note"].startswith("trained gb v1")
     other = runs.new_run("evaluate", trigger="manual")
     runs.set_progress(other, 0.25, "scoring gb (1 of 1)")
-    status = workspace_status(workspace)
+    status = workspace_status(workspace).as_dict()
     assert status["running"] == [f"{run_id} train-gb", f"{other} evaluate"]
     assert status["progress"][other] == {"fraction": 0.25, "note": "scoring gb (1 of 1)"}
     text = cmd_status(workspace, argparse.Namespace(json=False))

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from m5ops.errors import RegistryError
-from m5ops.registry import Registry
+from m5ops.stores.registry import Registry
 
 
 def version(sim_day=1900, **extra):
@@ -213,7 +213,7 @@ def test_malformed_file_is_never_overwritten(tmp_path, case, write):
 WORKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from m5ops.registry import Registry
+    from m5ops.stores.registry import Registry
     path, worker, rounds, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     print("ready", flush=True)
     while not go.exists():
@@ -229,7 +229,7 @@ WORKER = textwrap.dedent("""
 READER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from m5ops.registry import Registry
+    from m5ops.stores.registry import Registry
     path, go, done = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     print("ready", flush=True)
     while not go.exists():
@@ -288,7 +288,7 @@ LOCK_HOLDER = textwrap.dedent("""
 
 
 def test_lock_held_too_long_is_reported_and_nothing_is_written(registry, monkeypatch):
-    monkeypatch.setattr("m5ops.registry.LOCK_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("m5ops.stores.registry.LOCK_TIMEOUT_S", 0.3)
     before = registry.path.read_bytes()
     holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, f"{registry.path}.lock"],
                               stdout=subprocess.PIPE, text=True)

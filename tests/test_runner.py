@@ -23,16 +23,18 @@ import psutil
 import pytest
 import schedule
 
-from m5ops import management
+from m5ops.pipeline import lifecycle as management
 from m5ops.models import load_plugins, model_kinds
-from m5ops.modeling import WorkspaceData, train_version
+from m5ops.pipeline.modeling import WorkspaceData, train_version
 from m5ops.orchestration.lock import TOKEN_ENV, RunnerLock, kill_leftovers, read_holder
 from m5ops.orchestration.scheduling import RunnerError, RunnerSettings, build_scheduler, latest_slot, missed_tick
-from m5ops.registry import Registry, empty_registry
-from m5ops.runs import RunStore
-from m5ops.tasks import simulate_day
-from m5ops.workspace import Workspace
-from m5ops.workspace_init import InitOptions, init_workspace
+from m5ops.stores.registry import Registry, empty_registry
+from m5ops.stores.metrics import MetricStore
+from m5ops.stores.runner_state import RunnerState
+from m5ops.stores.runs import RunStore
+from m5ops.pipeline.tasks import simulate_day
+from m5ops.stores.layout import Workspace
+from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 REPO = Path(__file__).resolve().parents[1]
@@ -215,7 +217,7 @@ def test_the_schedule_reads_as_the_settings_say():
 
 def test_a_second_driver_is_refused_with_the_first_ones_pid(workspace):
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from m5ops.orchestration.lock import RunnerLock; from m5ops.workspace import Workspace;"
+        "import sys, time; from m5ops.orchestration.lock import RunnerLock; from m5ops.stores.layout import Workspace;"
         f"lock = RunnerLock(Workspace({str(workspace.home)!r})).acquire(); print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, env=ENV)
     try:
@@ -257,9 +259,10 @@ def test_queue_claims_can_skip_tasks_and_runner_state_persists(tmp_path):
     assert store.claim_next_queued(exclude_tasks=("tick",))["id"] == train
     assert store.claim_next_queued(exclude_tasks=("tick",)) is None
     assert store.claim_next_queued()["id"] == tick
-    store.set_runner_state(last_tick_at="2026-01-01T02:00:00+00:00", schedule="daily at 02:00")
-    store.set_runner_state(schedule="every 1 s (demo)")
-    assert store.runner_state() == {"last_tick_at": "2026-01-01T02:00:00+00:00", "schedule": "every 1 s (demo)"}
+    state = RunnerState(tmp_path / "runs.db")
+    state.set_state(last_tick_at="2026-01-01T02:00:00+00:00", schedule="daily at 02:00")
+    state.set_state(schedule="every 1 s (demo)")
+    assert state.state() == {"last_tick_at": "2026-01-01T02:00:00+00:00", "schedule": "every 1 s (demo)"}
 
 
 def test_requests_that_cannot_run_are_closed_saying_why(workspace):
@@ -304,7 +307,7 @@ def test_demo_runner_ticks_daily_retrains_active_models_weekly_and_serves_reques
     arrivals = runs_of(store, task="simulate_day", trigger="schedule")
     evaluations = runs_of(store, task="evaluate", trigger="schedule")
     assert len(arrivals) >= 8 and all(r["status"] == "succeeded" for r in arrivals + evaluations)
-    metrics = store.metrics()
+    metrics = MetricStore(workspace.runs_path).history()
     for day in range(t0 + 7, t0 + 15):
         assert set(metrics[metrics["sim_day"] == day]["model"]) == {"naive", "steady", "revived"}, day
     # weekly retraining of active models only; the paused one skipped; the manual one re-activated
@@ -325,7 +328,7 @@ def test_demo_runner_ticks_daily_retrains_active_models_weekly_and_serves_reques
         errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
         assert bool(errors) == (run["status"] == "failed"), run["id"]
     # a clean stop: nothing left running, heartbeat gone, lock free, one log line per run event
-    assert store.running() == [] and store.heartbeat() is None
+    assert store.running() == [] and RunnerState(workspace.runs_path).heartbeat() is None
     assert "stopped_at" in read_holder(workspace)
     log = (workspace.logs_dir / "m5ops.log").read_text()
     assert f"run {broken} failed; retrying train as attempt 2" in log and f"run {revive} claimed" in log
@@ -343,7 +346,7 @@ def test_timeouts_deletes_dead_kernels_queued_ticks_and_a_graceful_stop(workspac
     store = RunStore(workspace.runs_path)
     at = (datetime.now() - timedelta(hours=1)).strftime("%H:%M")  # next scheduled tick: in 23 hours
     runner = start_runner(workspace, "--at", at, "--timeout", "12", "--retries", "0", "--grace", "2")
-    wait_for(store.heartbeat, 30, "the first heartbeat", runner)
+    wait_for(RunnerState(workspace.runs_path).heartbeat, 30, "the first heartbeat", runner)
 
     hangs = store.enqueue("train", "hangs", {"model": "hangs", "manual": True})
     deleted = store.enqueue("train", "deleted", {"model": "deleted", "manual": True})
@@ -410,7 +413,7 @@ def test_timeouts_deletes_dead_kernels_queued_ticks_and_a_graceful_stop(workspac
     run = store.get(stopped)
     assert run["status"] == "interrupted" and "SIGTERM" in run["error"] and "grace 2 s" in run["error"]
     assert dead(int(Path(f"{gate}.started").read_text()))
-    assert store.heartbeat() is None and store.running() == []
+    assert RunnerState(workspace.runs_path).heartbeat() is None and store.running() == []
     assert Registry(workspace.registry_path).get("stopped")["versions"] == []
 
 

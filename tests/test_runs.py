@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from m5ops.runs import RunError, RunStore
+from m5ops.errors import RunError, StoreError
+from m5ops.stores.runs import RunStore
 
 
 @pytest.fixture
@@ -64,13 +65,6 @@ def test_claim_skips_excluded_tasks(store):
     assert store.claim_next_queued(exclude_tasks={"create"})["id"] == train
     assert store.claim_next_queued(exclude_tasks={"create"}) is None
     assert store.claim_next_queued()["id"] == create
-
-
-def test_runner_state_round_trips_json_values_by_key(store):
-    assert store.runner_state() == {}
-    store.set_runner_state(last_tick=1914, schedule={"at": "06:00"})
-    store.set_runner_state(last_tick=1915)
-    assert store.runner_state() == {"last_tick": 1915, "schedule": {"at": "06:00"}}
 
 
 @pytest.mark.parametrize("final", ["succeeded", "failed", "interrupted", "cancelled"])
@@ -130,70 +124,22 @@ def test_runs_lists_newest_first_with_filters(store):
     assert store.runs(task="evaluate") == []
 
 
-def test_metrics_for_the_same_day_are_replaced_not_duplicated(store):
-    store.record_metrics(1914, "2016-04-25", "m", "v1", {"mae": 1.0, "rmse": 2.0}, (1887, 1914), "r1")
-    store.record_metrics(1914, "2016-04-25", "m", "v1", {"mae": 1.5}, (1887, 1914), "r2")
-    store.record_metrics(1915, "2016-04-26", "m", "v1", {"mae": 1.2, "wmape": float("nan")}, (1888, 1915))
-    store.record_metrics(1915, "2016-04-26", "n", "v3", {"mae": 9.0}, (1888, 1915))
-    frame = store.metrics("m")
-    assert list(frame.columns[:8]) == ["sim_day", "sim_date", "model", "version", "metric", "value",
-                                       "window_start", "window_end"]
-    assert frame[["sim_day", "metric", "value"]].to_dict("records")[:2] == [
-        {"sim_day": 1914, "metric": "mae", "value": 1.5},
-        {"sim_day": 1915, "metric": "mae", "value": 1.2}]
-    assert frame["value"].isna().sum() == 1 and len(frame) == 3
-    assert frame.loc[0, "run_id"] == "r2" and frame.loc[0, "window_start"] == 1887
-    assert len(store.metrics()) == 4
-
-
-def test_empty_metrics_history_has_the_columns(store):
-    frame = store.metrics()
-    assert frame.empty and "value" in frame.columns and str(frame["sim_day"].dtype) == "int64"
-
-
-def test_heartbeat_alive_then_stale_then_cleared(store):
-    assert store.heartbeat() is None and not store.alive()
-    store.beat(pid=os.getpid())
-    first = store.heartbeat()
-    assert store.alive() and first["age_s"] < 5
-    store.beat(pid=os.getpid(), current_run="r1")
-    assert store.heartbeat()["started_at"] == first["started_at"]  # same runner
-    assert store.heartbeat()["current_run"] == "r1"
-    old = (datetime.now(timezone.utc) - timedelta(seconds=60)).isoformat(timespec="milliseconds")
-    with sqlite3.connect(store.path) as conn:
-        conn.execute("UPDATE heartbeat SET beat_at = ?", (old,))
-    assert not store.alive(max_age_s=15) and store.alive(max_age_s=120)
-    assert not store.clear_heartbeat(pid=1) and store.clear_heartbeat(pid=os.getpid())
-    assert store.heartbeat() is None
-
-
-def test_heartbeat_of_a_killed_runner_is_not_alive(store):
-    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    store.beat(pid=runner.pid)
-    assert store.alive()
-    runner.kill()
-    runner.wait()
-    assert not store.alive()  # fresh beat, but the process is gone
-    store.beat(pid=os.getpid())
-    assert store.heartbeat()["pid"] == os.getpid()
-
-
 def test_file_that_is_not_a_database_is_reported_with_its_path(tmp_path):
     path = tmp_path / "runs.db"
     path.write_text("not sqlite " * 100)
-    with pytest.raises(RunError, match=re.escape(str(path)) + ".*not a database"):
+    with pytest.raises(StoreError, match=re.escape(str(path)) + ".*not a database"):
         RunStore(path)
 
 
 def test_missing_workspace_folder_is_reported(tmp_path):
-    with pytest.raises(RunError, match="m5ops init"):
+    with pytest.raises(StoreError, match="m5ops init"):
         RunStore(tmp_path / "nowhere" / "runs.db")
 
 
 CLAIMER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from m5ops.runs import RunStore
+    from m5ops.stores.runs import RunStore
     store, go = RunStore(sys.argv[1]), Path(sys.argv[2])
     print("ready", flush=True)
     while not go.exists():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from m5ops.errors import DataError, ParameterError
-from m5ops.wrmsse import LEVELS, WRMSSE, wrmsse
+from m5ops.evaluation.wrmsse import LEVELS, WRMSSE, wrmsse
 
 # Items A = FOODS_1_001, B = FOODS_1_002 in stores CA_1 and CA_2 of one state, dept and category:
 # levels 1, 2, 4, 5, 6, 7 are the total; 3, 8, 9 the stores; 10, 11 the items; 12 the bottom.

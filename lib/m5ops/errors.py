@@ -1,29 +1,57 @@
-"""One exception hierarchy; every message says what is wrong and what to do."""
+"""Every exception class m5ops raises on purpose; each message says what is wrong and what to do.
+
+The CLI turns a ``RunFailed`` into exit status 1 (a run it carried out failed) and every other
+``M5opsError`` into exit status 2 (the request was refused; nothing was changed).
+"""
 
 
 class M5opsError(Exception):
-    """Base of every error m5ops raises on purpose; the CLI prints it on one line, exit 2."""
+    """Base of every error m5ops raises on purpose; the CLI prints it on one line."""
 
 
 class DataError(M5opsError):
-    """Input data (M5 files, the store) is malformed or inconsistent."""
+    """Input data (M5 files, the day store, a feature frame) is malformed or inconsistent."""
 
 
 class WorkspaceError(M5opsError):
     """The workspace is missing, already exists, or is in a state that forbids the request."""
 
 
+class ParameterError(M5opsError):
+    """A model, task or command parameter is of the wrong type or out of range."""
+
+
 class RegistryError(M5opsError):
     """The model registry refused a change or could not be read."""
 
 
-class ParameterError(M5opsError):
-    """A model or task parameter is of the wrong type or out of range."""
+class StoreError(M5opsError):
+    """A state file of the workspace (``runs.db``) could not be opened, read or written."""
 
 
-class TaskError(M5opsError):
-    """A task notebook failed or timed out."""
+class RunError(StoreError):
+    """The run store refused a request: an unknown run, or a run in the wrong state for it."""
 
 
-class RunError(M5opsError):
-    """The run store refused a request (unknown run, wrong state) or could not be read."""
+class RunnerError(M5opsError):
+    """The runner cannot start as asked (its options, or another runner holds the workspace)."""
+
+
+class DashboardError(M5opsError):
+    """The dashboard cannot be served as asked (address, port, missing notebook)."""
+
+
+class ModelError(M5opsError):
+    """A model cannot do what was asked of it."""
+
+
+class NotFittedError(ModelError):
+    """A model was asked to predict or save before it was fitted."""
+
+
+class ArtifactError(ModelError):
+    """A saved model version is missing, incomplete, or of another kind than asked for."""
+
+
+class RunFailed(M5opsError):
+    """A run that a command carried out ended other than succeeded (exit status 1)."""

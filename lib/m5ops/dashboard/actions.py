@@ -2,23 +2,24 @@
 
 Requests for work (train, evaluate, a simulated day) are queued in ``runs.db`` for the runner,
 as ``m5ops ... --queue`` does; registry changes (create, pause, resume, delete) go through
-``m5ops.management``, the same locked path as the CLI. Each function raises an ``M5opsError``
+``m5ops.pipeline.lifecycle``, the same locked path as the CLI. Each function raises an ``M5opsError``
 with the reason when it refuses.
 """
 from __future__ import annotations
 
-from m5ops import management
+from m5ops.pipeline import lifecycle as management
 from m5ops.errors import RegistryError
-from m5ops.registry import Registry
-from m5ops.runs import RunStore
-from m5ops.workspace import Workspace
+from m5ops.stores.registry import Registry
+from m5ops.stores.runner_state import RunnerState
+from m5ops.stores.runs import RunStore
+from m5ops.stores.layout import Workspace
 
 
-def _runner_note(runs: RunStore, home) -> str:
+def _runner_note(workspace: Workspace) -> str:
     """Nothing when a runner is alive, else how to start one."""
-    if runs.alive():
+    if RunnerState(workspace.runs_path).alive():
         return ""
-    return f"; no runner is alive to start it: run 'm5ops --home {home} runner'"
+    return f"; no runner is alive to start it: run 'm5ops --home {workspace.home} runner'"
 
 
 def train_now(workspace: Workspace, name: str) -> str:
@@ -31,21 +32,21 @@ def train_now(workspace: Workspace, name: str) -> str:
                             " wait for it to finish")
     run_id = runs.enqueue("train", model=name, params={"model": name, "manual": True})
     resumes = "" if model["schedule"]["active"] else " (a manual training resumes the paused model)"
-    return f"queued training of {name} as run {run_id}{resumes}{_runner_note(runs, workspace.home)}"
+    return f"queued training of {name} as run {run_id}{resumes}{_runner_note(workspace)}"
 
 
 def evaluate_all(workspace: Workspace) -> str:
     """Queue an evaluation of every model that has a version."""
     runs = RunStore(workspace.runs_path)
     run_id = runs.enqueue("evaluate", params={"models": None})
-    return f"queued evaluation of all models as run {run_id}{_runner_note(runs, workspace.home)}"
+    return f"queued evaluation of all models as run {run_id}{_runner_note(workspace)}"
 
 
 def run_day(workspace: Workspace) -> str:
     """Queue one simulated day (arrival, evaluation, due trainings) now."""
     runs = RunStore(workspace.runs_path)
     run_id = runs.enqueue("tick", params={"days": 1})
-    return f"queued a simulated day as run {run_id}{_runner_note(runs, workspace.home)}"
+    return f"queued a simulated day as run {run_id}{_runner_note(workspace)}"
 
 
 def pause(workspace: Workspace, name: str) -> str:

@@ -22,10 +22,11 @@ from m5ops.dashboard.create_form import CreateForm
 from m5ops.dashboard.models_panel import ModelsPanel
 from m5ops.dashboard.progress_panel import ProgressPanel
 from m5ops.dashboard.runs_panel import RunsPanel
-from m5ops.dashboard.state import Header, Snapshot, WorkspaceReader
+from m5ops.dashboard.state import Snapshot, WorkspaceReader
 from m5ops.dashboard.widgets import Actions, Messages, css
 from m5ops.errors import M5opsError
-from m5ops.workspace import Workspace, default_home
+from m5ops.stores.layout import Workspace, default_home
+from m5ops.stores.status import WorkspaceStatus
 
 log = logging.getLogger("m5ops.dashboard")
 REFRESH_S = 2.0
@@ -42,21 +43,21 @@ STYLE = """<style>
 </style>"""
 
 
-def header_html(h: Header) -> str:
+def header_html(h: WorkspaceStatus) -> str:
     """The header line; each item carries a class the browser tests can find."""
     runner = (f"<span class='m5-item m5-runner m5-runner-alive'>runner alive (pid {h.runner_pid})</span>"
               if h.runner_alive else
               f"<span class='m5-item m5-runner m5-runner-down'>runner not running: start it with "
               f"<code>{html.escape(h.runner_command)}</code></span>")
-    running = html.escape(", ".join(h.running) or "-")
-    queued = html.escape(", ".join(h.queued) or "-")
+    running = html.escape(", ".join(h.running_labels) or "-")
+    queued = html.escape(", ".join(h.queued_labels) or "-")
     return (f"<span class='m5-item m5-today'>today <b>{h.today}</b> ({h.date})</span>"
             f"<span class='m5-item m5-data-size'>{h.days} days x {h.series} series = {h.rows:,} rows</span>"
             f"{runner}<br><span class='m5-item m5-running'>running: {running}</span>"
             f"<span class='m5-item m5-queued'>queued: {queued}</span>")
 
 
-def data_facts(h: Header) -> str:
+def data_facts(h: WorkspaceStatus) -> str:
     """The data panel's line of figures."""
     return (f"<span class='m5-data-rows'>{h.rows:,} rows</span>, <span class='m5-data-series'>{h.series} series</span>,"
             f" {h.days} days through {h.today} ({h.date});"

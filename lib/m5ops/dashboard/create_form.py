@@ -16,8 +16,8 @@ from m5ops.dashboard import actions
 from m5ops.dashboard.widgets import Actions, button, css, html_cell, shared_layout
 from m5ops.errors import M5opsError
 from m5ops.models import describe_kinds, get_kind
-from m5ops.registry import check_name
-from m5ops.workspace import Workspace
+from m5ops.stores.registry import check_name
+from m5ops.stores.layout import Workspace
 
 NAME_FIELD = "name"
 

@@ -9,7 +9,7 @@ import ipywidgets as w
 from m5ops.dashboard import actions
 from m5ops.dashboard.state import METRICS, ModelRow, format_value
 from m5ops.dashboard.widgets import Actions, button, css, html_cell, shared_layout, sync_rows
-from m5ops.workspace import Workspace
+from m5ops.stores.layout import Workspace
 
 COLUMNS = [("model", "name", 150), ("kind", "kind", 120), ("state", "state", 64), ("versions", "versions", 72),
            ("last trained", "trained", 92), *[(label.split()[0], key, 72) for key, label in METRICS.items()],

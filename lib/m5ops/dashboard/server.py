@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from m5ops.errors import M5opsError
-from m5ops.workspace import Workspace
+from m5ops.errors import DashboardError, M5opsError
+from m5ops.stores.layout import Workspace
 
 log = logging.getLogger("m5ops.dashboard.server")
 NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "dashboard.ipynb"  # the repository's
@@ -33,10 +33,6 @@ UNTRACKED = ["comm_info_request", "comm_info_reply", "kernel_info_request", "ker
              "debug_request", "debug_reply", "stream", "display_data", "update_display_data",
              "execute_input", "execute_result", "error", "status", "clear_output", "debug_event",
              "input_request", "input_reply", "comm_msg", "comm_open", "comm_close"]
-
-
-class DashboardError(M5opsError):
-    """The dashboard cannot be served as asked (address, port, missing notebook)."""
 
 
 def is_loopback(host: str) -> bool:

@@ -8,9 +8,7 @@ the one metric on the chart; the sales totals only when a new day arrived.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,41 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from m5ops.data.arrival import Holdback
-from m5ops.data.schema import day_date, day_label
-from m5ops.data.store import DayStore
-from m5ops.registry import Registry
-from m5ops.runs import RunStore, parse_time, run_label
-from m5ops.workspace import Workspace
+from m5ops.data.schema import RECENT_DAYS, day_date
+from m5ops.stores.clock import parse_time
+from m5ops.stores.layout import Workspace
+from m5ops.stores.metrics import MetricStore
+from m5ops.stores.registry import Registry
+from m5ops.stores.status import StatusReader, WorkspaceStatus
 
 METRICS = {"mae": "MAE", "wmape": "WMAPE", "rmse": "RMSE", "tweedie": "Tweedie deviance", "wrmsse": "WRMSSE"}
 DEFAULT_METRIC = "wmape"
-HISTORY_COLUMNS = ["sim_day", "model", "version", "metric", "value"]
-# every metric of each (model, version) on the last day it was evaluated
-LATEST_SQL = """
-SELECT m.model, m.version, m.metric, m.value FROM metrics AS m
-JOIN (SELECT model, version, max(sim_day) AS day FROM metrics GROUP BY model, version) AS last
-  ON m.model = last.model AND m.version = last.version AND m.sim_day = last.day"""
 RECENT_RUNS = 30
-RECENT_DAYS = 56
-OPEN = ("queued", "running")
-
-
-@dataclass(frozen=True)
-class Header:
-    """The top line: simulated today, data size, runner, what runs and what waits."""
-
-    today: str
-    date: str
-    days: int
-    series: int
-    rows: int
-    held_back_left: int
-    runner_alive: bool
-    runner_pid: int | None
-    runner_command: str
-    running: tuple[str, ...]
-    queued: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -110,7 +83,7 @@ class RunningRow:
 class Snapshot:
     """Everything the dashboard shows at one moment."""
 
-    header: Header
+    header: WorkspaceStatus
     models: list[ModelRow]
     runs: list[RunRow]
     history: pd.DataFrame = field(repr=False)
@@ -122,11 +95,6 @@ class Snapshot:
 
 
 # -- pure shaping ----------------------------------------------------------------------------
-def runner_command(home: Path | str) -> str:
-    """The command that starts the runner of this workspace."""
-    return f"m5ops --home {home} runner"
-
-
 def run_duration(run: dict, now: datetime | None = None) -> float | None:
     """Seconds from start to finish (or to ``now`` while running); None if never started."""
     started = parse_time(run.get("started_at"))
@@ -236,11 +204,10 @@ class WorkspaceReader:
 
     def __init__(self, home: Path | str):
         self.workspace = Workspace(home).require()
-        self.store = DayStore(self.workspace.data_dir)
-        self.runs = RunStore(self.workspace.runs_path)
+        self.status = StatusReader(self.workspace)
+        self.store, self.runs = self.status.store, self.status.runs
+        self.metrics = MetricStore(self.workspace.runs_path)
         self.registry = Registry(self.workspace.registry_path)
-        self._n_series = self.store.n_series()
-        self._holdback_span = Holdback(self.workspace.holdback_path).days()
         self._registry_key: tuple | None = None
         self._registry_data: dict = {}
         self._metrics_key: tuple | None = None
@@ -260,47 +227,22 @@ class WorkspaceReader:
             self._registry_key = key
         return self._registry_data
 
-    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        """Rows of a read-only query on runs.db (a short connection, like RunStore's)."""
-        uri = f"file:{self.workspace.runs_path}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10.0)) as conn:
-            return conn.execute(sql, args).fetchall()
-
     def _metrics_changed(self) -> bool:
         """Whether the metrics table changed since the last read (row count, newest day, sum, newest run)."""
-        key = tuple(self._query("SELECT count(*), max(sim_day), total(value), max(run_id) FROM metrics")[0])
+        key = self.metrics.fingerprint()
         if key == self._metrics_key:
             return False
         self._metrics_key, self._histories = key, {}
-        self._latest = latest_from_rows(self._query(LATEST_SQL))
-        self._metric_models = [row[0] for row in self._query(
-            "SELECT model FROM metrics GROUP BY model ORDER BY min(sim_day), model")]
+        self._latest = latest_from_rows(self.metrics.latest_rows())
+        self._metric_models = self.metrics.models_by_first_day()
         return True
 
     def history(self, metric: str) -> pd.DataFrame:
         """The history of one metric (day, model, version, value), re-read when the table changed."""
         self._metrics_changed()
         if metric not in self._histories:
-            rows = self._query("SELECT sim_day, model, version, metric, value FROM metrics WHERE metric = ?"
-                               " ORDER BY sim_day, model", (metric,))
-            self._histories[metric] = pd.DataFrame.from_records(rows, columns=HISTORY_COLUMNS).astype(
-                {"sim_day": "int64", "value": "float64"})
+            self._histories[metric] = self.metrics.history_of(metric)
         return self._histories[metric]
-
-    def header(self, today: int, running: list[dict], queued: list[dict]) -> Header:
-        """The header values for simulated day ``today``."""
-        first = self.store.first_day()
-        days = today - first + 1
-        beat = self.runs.heartbeat()
-        alive = self.runs.alive(beat=beat)
-        span = self._holdback_span
-        left = 0 if span is None else max(0, span[1] - max(today, span[0] - 1))
-        return Header(today=day_label(today), date=str(day_date(today).date()), days=days,
-                      series=self._n_series, rows=days * self._n_series, held_back_left=left,
-                      runner_alive=alive, runner_pid=beat["pid"] if beat and alive else None,
-                      runner_command=runner_command(self.workspace.home),
-                      running=tuple(run_label(r) for r in running),
-                      queued=tuple(run_label(r) for r in queued))
 
     def totals(self, today: int, days: int = RECENT_DAYS) -> tuple[tuple[str, ...], tuple[float, ...]]:
         """Dates and total unit sales of the last ``days`` stored days (re-read on a new day)."""
@@ -314,15 +256,16 @@ class WorkspaceReader:
 
     def snapshot(self, metric: str = DEFAULT_METRIC) -> Snapshot:
         """Everything at once: the header, models, runs, one metric's history and recent totals."""
-        today = self.store.last_day()
         running, queued = self.runs.running(), self.runs.queued()
+        header = self.status.read(running, queued)
+        today = header.today_day
         data = self.registry_data()
         history = self.history(metric)
         live = tuple(data["models"])
         recent = self.runs.runs(limit=RECENT_RUNS)
         deleted = tuple(m for m in self._metric_models if m not in data["models"])
         return Snapshot(
-            header=self.header(today, running, queued),
+            header=header,
             models=model_rows(data["models"], self._latest, running + queued),
             runs=run_rows(recent, set(live)), history=history, live=live, deleted=deleted,
             totals=self.totals(today), metric=metric, running=running_rows(running))

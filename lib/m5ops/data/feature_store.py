@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from m5ops.atomic import atomic_path
+from m5ops.stores.atomic import atomic_path
 from m5ops.data.features import (
     HISTORY_DAYS,
     attach_ids,
@@ -40,6 +40,14 @@ class FeatureStore:
         found = (_FEATURE_FILE.match(name) for name in os.listdir(self.root))
         return sorted(int(m.group(1)) for m in found if m)
 
+    def day_path(self, day: int) -> Path:
+        """The file of day ``day``'s features."""
+        return self.root / f"day={day:06d}.parquet"
+
+    def remove_day(self, day: int) -> None:
+        """Delete day ``day``'s features (FileNotFoundError if there are none)."""
+        self.day_path(day).unlink()
+
     def write_day(self, frame: pd.DataFrame) -> Path:
         """Store one day's feature rows atomically (a rebuilt day replaces the old file)."""
         return self._write_table(int(frame["day"].iloc[0]), pa.Table.from_pandas(frame, preserve_index=False))
@@ -47,7 +55,7 @@ class FeatureStore:
     def _write_table(self, day: int, table: pa.Table) -> Path:
         """``write_day`` for rows already in Arrow (build_all skips pandas: ~10 ms a day less)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / f"day={day:06d}.parquet"
+        final = self.day_path(day)
         with atomic_path(final) as tmp:
             pq.write_table(table, tmp)
         return final

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from m5ops.atomic import atomic_path
+from m5ops.stores.atomic import atomic_path
 from m5ops.data import m5validate as check
 from m5ops.data.schema import CALENDAR_COLUMNS, PRICE_COLUMNS, SERIES_COLUMNS, M5Dataset, day_label
 from m5ops.errors import DataError

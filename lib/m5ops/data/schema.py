@@ -32,6 +32,7 @@ DEPARTMENTS = {
 }
 CATEGORIES = list(DEPARTMENTS)
 HORIZON = 28
+RECENT_DAYS = 2 * HORIZON  # the recent sales shown beside a forecast, and read by the baselines
 _D_PATTERN = re.compile(r"^d_([1-9][0-9]*)$")
 
 

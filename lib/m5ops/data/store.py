@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from m5ops.atomic import atomic_path, remove_stale_temps
+from m5ops.stores.atomic import atomic_path, fsync_dir, remove_stale_temps
 from m5ops.data.schema import SERIES_COLUMNS, M5Dataset, day_date, day_label
 from m5ops.errors import DataError
 
@@ -62,6 +62,14 @@ class DayStore:
         except FileExistsError as exc:
             raise DataError(f"{day_label(day)} is already stored ({final}); a day is never stored twice") from exc
         return final
+
+    def remove_last_day(self, day: int) -> None:
+        """Take back day ``day``, which must be the last one (an arrival that failed after storing it)."""
+        if day != self.last_day():
+            raise DataError(f"cannot take back {day_label(day)}: only the last stored day"
+                            f" ({day_label(self.last_day())}) can be taken back")
+        self._day_path(day).unlink()
+        fsync_dir(self.days_dir)
 
     def append_dataset(self, data: M5Dataset, progress=None) -> None:
         """Append every day of a data set in order (``progress`` wraps the day iterator)."""

@@ -21,9 +21,9 @@ import pandas as pd
 
 from m5ops import __version__
 from m5ops.data.schema import HORIZON
-from m5ops.errors import DataError, M5opsError, RegistryError
+from m5ops.errors import ArtifactError, DataError, NotFittedError
 from m5ops.models.params import ParamSchema
-from m5ops.progress import Progress, no_progress
+from m5ops.models.progress import Progress, no_progress
 
 # The feature frame contract (m5ops.data.features builds it); the lead reconciles these lists
 # with features.FEATURE_COLUMNS / CATEGORICAL_COLUMNS.
@@ -181,7 +181,7 @@ class ForecastModel:
     def predict(self, inp: ForecastInput) -> np.ndarray:
         """Forecasts aligned with ``inp.features`` rows, clipped at zero; no side effects."""
         if not self.is_fitted:
-            raise M5opsError(
+            raise NotFittedError(
                 f"this {self.kind} model is not fitted; call fit(train) or "
                 f"{type(self).__name__}.load(directory) first"
             )
@@ -199,7 +199,7 @@ class ForecastModel:
     def save(self, directory: Path | str) -> Path:
         """Write the artifact, then ``model.json`` last: its presence marks a complete save."""
         if not self.is_fitted:
-            raise M5opsError(f"this {self.kind} model is not fitted; fit it before saving")
+            raise NotFittedError(f"this {self.kind} model is not fitted; fit it before saving")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self._save_artifact(directory)
@@ -225,7 +225,7 @@ class ForecastModel:
     def _kind_class(cls, kind: str, directory: Path) -> type["ForecastModel"]:
         """The class for a saved kind: the registry's, or ``cls`` itself if it matches."""
         if cls.kind and cls.kind != kind:
-            raise RegistryError(
+            raise ArtifactError(
                 f"{directory} holds a {kind!r} model, not {cls.kind!r}; load it with ForecastModel.load"
             )
         from m5ops.models import get_kind  # late: the registry imports this module
@@ -268,21 +268,21 @@ def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_model_meta(directory: Path) -> dict:
-    """The checked contents of ``directory/model.json``; a RegistryError says what is wrong."""
+    """The checked contents of ``directory/model.json``; a ArtifactError says what is wrong."""
     path = Path(directory) / MODEL_FILE
     if not path.is_file():
-        raise RegistryError(
+        raise ArtifactError(
             f"{path} does not exist: {directory} is not a saved model (or its save was interrupted)"
         )
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise RegistryError(f"{path} is unreadable ({exc}); retrain the model to replace it") from exc
+        raise ArtifactError(f"{path} is unreadable ({exc}); retrain the model to replace it") from exc
     missing = {"format_version", "kind", "params", "training_summary"} - set(meta)
     if missing:
-        raise RegistryError(f"{path} lacks {sorted(missing)}; retrain the model to replace it")
+        raise ArtifactError(f"{path} lacks {sorted(missing)}; retrain the model to replace it")
     if meta["format_version"] > FORMAT_VERSION:
-        raise RegistryError(
+        raise ArtifactError(
             f"{path} has format version {meta['format_version']}, newer than this m5ops "
             f"({FORMAT_VERSION}); upgrade m5ops to load it"
         )
@@ -290,10 +290,10 @@ def read_model_meta(directory: Path) -> dict:
 
 
 def artifact_file(directory: Path, name: str) -> Path:
-    """``directory/name``, which must exist: a RegistryError if the save is incomplete."""
+    """``directory/name``, which must exist: a ArtifactError if the save is incomplete."""
     path = Path(directory) / name
     if not path.is_file():
-        raise RegistryError(f"{path} is missing: the saved model is incomplete; retrain it")
+        raise ArtifactError(f"{path} is missing: the saved model is incomplete; retrain it")
     return path
 
 

@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-import psutil
-
-from m5ops.errors import ParameterError, TaskError
+from m5ops.errors import ParameterError
+from m5ops.orchestration.processes import KILL_GRACE_S, die_with_parent, kill_tree
 
 log = logging.getLogger("m5ops.executor")
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[3] / "notebooks"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-KILL_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,8 @@ def execute(task: str, params: dict, output: Path, timeout_s: float = 3600.0, ni
     started = time.monotonic()
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(str(NOTEBOOKS_DIR / spec.notebook), str(output), params, sender, niceness))
+    child = context.Process(target=_child, args=(str(NOTEBOOKS_DIR / spec.notebook), str(output), params, sender,
+                                                 niceness, os.getpid()))
     child.start()
     sender.close()
     error = _wait(child, receiver, timeout_s)
@@ -126,32 +125,19 @@ def _wait(child, receiver, timeout_s: float) -> str | None:
         except EOFError:
             message = "the task process died without a result"
         child.join(KILL_GRACE_S)
-        _kill_tree(child.pid)
+        kill_tree(child.pid)
         return message
-    _kill_tree(child.pid)
+    kill_tree(child.pid)
     child.join(KILL_GRACE_S)
     return f"timed out after {timeout_s:.0f} s: the task and its kernel were killed"
 
 
-def _kill_tree(pid: int) -> None:
-    """SIGKILL a task process and every process below it (its kernel), if any is left."""
-    try:
-        root = psutil.Process(pid)
-        tree = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return
-    for process in tree:
-        try:
-            process.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(tree, timeout=KILL_GRACE_S)
-
-
-def _child(notebook: str, output: str, params: dict, sender, niceness: int = 0) -> None:
-    """In the forked child: execute, report an error string or None."""
+def _child(notebook: str, output: str, params: dict, sender, niceness: int, parent: int) -> None:
+    """In the forked child: execute, report an error string or None; dies with its parent."""
     import papermill  # already imported by the parent: free after fork
 
+    if die_with_parent() and os.getppid() != parent:
+        os._exit(1)  # the parent died before the signal was armed: nobody waits for this run
     message = None
     try:
         if niceness:

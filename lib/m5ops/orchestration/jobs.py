@@ -10,8 +10,8 @@ import nbformat
 from m5ops.data.schema import day_date
 from m5ops.data.store import DayStore
 from m5ops.orchestration import executor
-from m5ops.runs import RunStore
-from m5ops.workspace import Workspace
+from m5ops.stores.runs import RunStore
+from m5ops.stores.layout import Workspace
 
 log = logging.getLogger("m5ops.jobs")
 DEFAULT_TIMEOUT_S = 3600.0

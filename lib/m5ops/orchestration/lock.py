@@ -18,14 +18,14 @@ import json
 import logging
 import os
 import secrets
-import signal
 import socket
 
 import psutil
 
-from m5ops.orchestration.scheduling import RunnerError
-from m5ops.runs import utc_now
-from m5ops.workspace import Workspace
+from m5ops.errors import RunnerError
+from m5ops.orchestration.processes import kill_all, kill_tree
+from m5ops.stores.clock import utc_now
+from m5ops.stores.layout import Workspace
 
 log = logging.getLogger("m5ops.runner")
 TOKEN_ENV = "M5OPS_RUNNER_TOKEN"
@@ -131,20 +131,12 @@ def kill_leftovers(token: str | None) -> list[int]:
                 found.append(process)
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
-    for process in found:
-        try:
-            process.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(found, timeout=5)
-    return [process.pid for process in found]
+    return kill_all(found)
 
 
 def kill_children() -> list[int]:
     """SIGKILL the task processes this process started, with their kernels; returns their pids."""
-    from m5ops.orchestration.executor import _kill_tree
-
     children = psutil.Process().children()
     for child in children:
-        _kill_tree(child.pid)
+        kill_tree(child.pid)
     return [child.pid for child in children]

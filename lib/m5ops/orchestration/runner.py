@@ -35,14 +35,15 @@ from datetime import datetime
 import psutil
 from tqdm.auto import tqdm
 
-from m5ops.errors import M5opsError, ParameterError
+from m5ops.errors import M5opsError, ParameterError, RunnerError
 from m5ops.orchestration.lock import TOKEN_ENV, RunnerLock, kill_leftovers
 from m5ops.orchestration.scheduling import (
-    RunnerError, RunnerSettings, add_arguments, build_scheduler, missed_tick, next_run_utc,
+    RunnerSettings, add_arguments, build_scheduler, missed_tick, next_run_utc,
 )
 from m5ops.orchestration.work import Work
-from m5ops.runs import parse_time, utc_now
-from m5ops.workspace import Workspace
+from m5ops.stores.clock import parse_time, utc_now
+from m5ops.stores.runner_state import RunnerState
+from m5ops.stores.layout import Workspace
 
 __all__ = ["Runner", "RunnerError", "RunnerSettings", "add_arguments", "backfill", "main", "run_from_args"]
 log = logging.getLogger("m5ops.runner")
@@ -58,6 +59,7 @@ class Runner:
         self.stopping = threading.Event()
         self.work = Work(workspace, self.settings, self.stopping, serving=serving)
         self.runs = self.work.runs
+        self.state = RunnerState(workspace.runs_path)
         self._deadline: float | None = None
         self._why_stop = ""
 
@@ -75,7 +77,7 @@ class Runner:
                     scheduler.run_pending()
                     if noted != scheduler.next_run:
                         noted = scheduler.next_run
-                        self.runs.set_runner_state(next_tick_at=next_run_utc(scheduler))
+                        self.state.set_state(next_tick_at=next_run_utc(scheduler))
                     if self.work.serve_queue():
                         continue
                 except M5opsError as exc:  # runs.db busy for too long, registry unreadable: wait, retry
@@ -126,7 +128,7 @@ class Runner:
             done.set()
             thread.join()
             if beat:
-                self.runs.clear_heartbeat(os.getpid())
+                self.state.clear_heartbeat(os.getpid())
 
     def _watch(self, done: threading.Event, beat: bool) -> None:
         """Beat every ``beat_s``; end the current run if its model is deleted or the stop grace is over."""
@@ -135,7 +137,7 @@ class Runner:
             try:
                 if beat and time.monotonic() >= next_beat:
                     current = self.work.current
-                    self.runs.beat(os.getpid(), current.run_id if current else None)
+                    self.state.beat(os.getpid(), current.run_id if current else None)
                     next_beat = time.monotonic() + self.settings.beat_s
                 over = self._deadline is not None and time.monotonic() >= self._deadline
                 self.work.end_current_if_needed(
@@ -161,9 +163,9 @@ class Runner:
 
     def _catch_up(self) -> None:
         """Run the last missed tick once if the schedule fired while no runner ran; note this start."""
-        state = self.runs.runner_state()
+        state = self.state.state()
         last = parse_time(state.get("last_tick_at")) or parse_time(state.get("runner_started_at"))
-        self.runs.set_runner_state(runner_started_at=utc_now(), schedule=self.settings.describe())
+        self.state.set_state(runner_started_at=utc_now(), schedule=self.settings.describe())
         if missed_tick(self.settings, last, datetime.now().astimezone()):
             log.info("catch-up: a tick fell due since %s; running it once now", last.isoformat(timespec="seconds"))
             self._scheduled_tick()
@@ -172,7 +174,7 @@ class Runner:
         """The schedule's job: one tick, whose start is remembered for the catch-up."""
         if self.stopping.is_set():
             return
-        self.runs.set_runner_state(last_tick_at=utc_now(), next_tick_at=None)  # next: known once it ends
+        self.state.set_state(last_tick_at=utc_now(), next_tick_at=None)  # next: known once it ends
         try:
             self.work.tick("schedule")
         except Exception:  # a tick that breaks unexpectedly is logged with its traceback; the runner goes on
@@ -205,7 +207,7 @@ def run_from_args(workspace: Workspace, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``runner/run_runner.py``: the same as ``m5ops runner``."""
     from m5ops.logs import configure
-    from m5ops.workspace import default_home
+    from m5ops.stores.layout import default_home
 
     parser = argparse.ArgumentParser(prog="run_runner.py", description="Run the m5ops runner (the scheduler).")
     parser.add_argument("--home", default=None, help="workspace folder (default: $M5OPS_HOME, else ./workspace)")

@@ -15,13 +15,9 @@ from datetime import datetime, timedelta, timezone
 
 import schedule
 
-from m5ops.errors import M5opsError
+from m5ops.errors import RunnerError
 
 _AT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-
-
-class RunnerError(M5opsError):
-    """The runner refused to start (bad settings, another runner holds the workspace)."""
 
 
 @dataclass

@@ -19,9 +19,11 @@ from m5ops.errors import ParameterError
 from m5ops.orchestration import executor, jobs
 from m5ops.orchestration.lock import kill_children
 from m5ops.orchestration.scheduling import RunnerSettings
-from m5ops.registry import Registry, is_due
-from m5ops.runs import OPEN, RunError, RunStore
-from m5ops.workspace import Workspace
+from m5ops.stores.registry import Registry, is_due
+from m5ops.errors import RunError
+from m5ops.stores.rundb import OPEN
+from m5ops.stores.runs import RunStore
+from m5ops.stores.layout import Workspace
 
 log = logging.getLogger("m5ops.runner")
 

@@ -2,14 +2,14 @@
 
 ``evaluate_forecast`` gives the metrics the project stores in its history, under the names of
 ``METRICS``. The point metrics take arrays of any one shape (usually (n_series, horizon)) and
-average over every cell; WRMSSE lives in ``m5ops.wrmsse`` and is re-exported here.
+average over every cell; WRMSSE lives in ``m5ops.evaluation.wrmsse`` and is re-exported here.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from m5ops.errors import DataError, ParameterError
-from m5ops.wrmsse import LEVELS, WRMSSE, wrmsse
+from m5ops.evaluation.wrmsse import LEVELS, WRMSSE, wrmsse
 
 __all__ = [
     "METRICS", "TWEEDIE_EPS", "LEVELS", "WRMSSE",

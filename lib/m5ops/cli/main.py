@@ -6,11 +6,11 @@ import json
 import logging
 import sys
 
-from m5ops import commands
+from m5ops.cli import commands
 from m5ops.errors import M5opsError
 from m5ops.logs import configure
 from m5ops.orchestration.scheduling import add_arguments as add_runner_arguments
-from m5ops.workspace import Workspace, default_home
+from m5ops.stores.layout import Workspace, default_home
 
 log = logging.getLogger("m5ops.cli")
 

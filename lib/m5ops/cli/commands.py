@@ -6,18 +6,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from m5ops import management
-from m5ops.data.arrival import Holdback
-from m5ops.data.schema import HORIZON, day_date, day_label
+from m5ops.pipeline import lifecycle as management
+from m5ops.data.schema import HORIZON, day_label
 from m5ops.data.store import DayStore
 from m5ops.errors import ParameterError, WorkspaceError
-from m5ops.modeling import WorkspaceData, forecast_matrix, load_current, test_input
+from m5ops.pipeline.modeling import WorkspaceData, forecast_matrix, load_current, test_input
 from m5ops.models import describe_kinds
-from m5ops.progress import progress_text, terminal_bar
-from m5ops.registry import Registry
-from m5ops.runs import RunStore, run_label
-from m5ops.workspace import Workspace
-from m5ops.workspace_init import InitOptions, init_workspace
+from m5ops.cli.progress_bar import terminal_bar
+from m5ops.models.progress import progress_text
+from m5ops.stores.registry import Registry
+from m5ops.stores.runs import RunStore
+from m5ops.stores.layout import Workspace
+from m5ops.stores.metrics import MetricStore
+from m5ops.stores.status import workspace_status
+from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 
 Args = argparse.Namespace
 
@@ -29,8 +31,8 @@ def cmd_init(workspace: Workspace, args: Args) -> str:
                           outputs=args.outputs)
     init_workspace(workspace.home, options, force=args.force)
     status = workspace_status(workspace)
-    return (f"workspace ready at {workspace.home}: {status['series']} series, today {status['today']} "
-            f"({status['date']}), {status['held_back_days_left']} real days held back")
+    return (f"workspace ready at {workspace.home}: {status.series} series, today {status.today} "
+            f"({status.date}), {status.held_back_left} real days held back")
 
 
 def cmd_tick(workspace: Workspace, args: Args) -> str:
@@ -45,30 +47,11 @@ def cmd_tick(workspace: Workspace, args: Args) -> str:
     runs = backfill(workspace, args.days)  # holds the runner lock: refused while a runner runs
     failed = sum(r["status"] != "succeeded" for r in runs)
     status = workspace_status(workspace)
-    return f"today is {status['today']} ({status['date']}); {len(runs)} run(s), {failed} not succeeded"
-
-
-def workspace_status(workspace: Workspace) -> dict:
-    """Simulated today, data size, held-back days left, runner state, current and queued runs."""
-    workspace.require()
-    store = DayStore(workspace.data_dir)
-    today, first = store.last_day(), store.first_day()
-    runs = RunStore(workspace.runs_path)
-    heartbeat = runs.heartbeat()
-    running = runs.running()
-    return {
-        "home": str(workspace.home), "today": day_label(today), "today_day": today,
-        "date": str(day_date(today).date()), "first_day": day_label(first), "days": today - first + 1,
-        "series": store.n_series(), "rows": store.n_series() * (today - first + 1),
-        "held_back_days_left": Holdback(workspace.holdback_path).remaining_after(today),
-        "runner_alive": runs.alive(beat=heartbeat), "runner": heartbeat, "schedule": runs.runner_state(),
-        "running": [run_label(r) for r in running], "queued": [run_label(r) for r in runs.queued()],
-        "progress": {r["id"]: {"fraction": r["progress"], "note": r["progress_note"]} for r in running},
-    }
+    return f"today is {status.today} ({status.date}); {len(runs)} run(s), {failed} not succeeded"
 
 
 def cmd_status(workspace: Workspace, args: Args):
-    status = workspace_status(workspace)
+    status = workspace_status(workspace).as_dict()
     if args.json:
         return status
     runner = "alive (pid %s)" % status["runner"]["pid"] if status["runner_alive"] else \
@@ -102,7 +85,7 @@ def cmd_export(workspace: Workspace, args: Args) -> str:
     store = DayStore(workspace.require().data_dir)
     table = store.read_long(args.start_day, args.end_day)
     out = Path(args.out)
-    from m5ops.atomic import atomic_path
+    from m5ops.stores.atomic import atomic_path
 
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, date_format="%Y-%m-%d")
@@ -216,7 +199,7 @@ def _model_label(model: str | None, live: set[str]) -> str:
 
 
 def cmd_metrics(workspace: Workspace, args: Args):
-    history = RunStore(workspace.require().runs_path).metrics(model=args.model)
+    history = MetricStore(workspace.require().runs_path).history(model=args.model)
     if args.json:
         return history.to_dict("records")
     if history.empty:
@@ -233,7 +216,7 @@ def cmd_forecast(workspace: Workspace, args: Args) -> str:
     matrix = forecast_matrix(model, test_input(data), len(data.series))
     frame = pd.DataFrame(matrix[:, :HORIZON], columns=[f"F{i}" for i in range(1, matrix.shape[1] + 1)][:HORIZON])
     frame.insert(0, "id", data.series["id"].astype(str).to_numpy())
-    from m5ops.atomic import atomic_path
+    from m5ops.stores.atomic import atomic_path
 
     with atomic_path(Path(args.out)) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4f")

@@ -1,6 +1,6 @@
-"""``python -m m5ops.demo``: a workspace, the runner in demo mode and the dashboard, stopped together.
+"""``python -m m5ops.cli.demo``: a workspace, the runner in demo mode and the dashboard, stopped together.
 
-    python -m m5ops.demo [--home workspace] [--day-seconds 20] [--port 8866]
+    python -m m5ops.cli.demo [--home workspace] [--day-seconds 20] [--port 8866]
 
 Initialises the workspace on the embedded synthetic default if there is none, starts
 ``m5ops runner --day-seconds N`` and ``m5ops dashboard`` as child processes, prints the
@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from m5ops.dashboard import server
-from m5ops.workspace import Workspace, default_home
+from m5ops.stores.layout import Workspace, default_home
 
 RUNNER_GRACE_S = 40.0  # the runner gives its current run 30 s to finish
 DASHBOARD_GRACE_S = 15.0
@@ -73,7 +73,7 @@ def run_demo(home: Path, day_seconds: float, port: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m m5ops.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m m5ops.cli.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=None, help="workspace folder (default: $M5OPS_HOME, else ./workspace)")
     parser.add_argument("--day-seconds", type=float, default=20.0, help="one simulated day every N seconds")
     parser.add_argument("--port", type=int, default=8866)

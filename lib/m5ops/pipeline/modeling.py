@@ -10,19 +10,18 @@ import numpy as np
 import pandas as pd
 
 from m5ops.data.feature_store import FeatureStore
-from m5ops.data.schema import day_date
+from m5ops.data.schema import RECENT_DAYS, day_date
 from m5ops.data.split import Split
 from m5ops.data.store import DayStore
-from m5ops.metrics import evaluate_forecast
+from m5ops.evaluation.metrics import evaluate_forecast
 from m5ops.models import ForecastInput, ForecastModel, get_kind
-from m5ops.progress import Progress, no_progress, part
-from m5ops.registry import Registry
-from m5ops.workspace import Workspace
-from m5ops.wrmsse import WRMSSE
+from m5ops.models.progress import Progress, no_progress, part
+from m5ops.stores.registry import Registry
+from m5ops.stores.layout import Workspace
+from m5ops.evaluation.wrmsse import WRMSSE
 
 FIT_PART = (0.10, 0.95)  # of a training's progress: reading the features before, saving after
-log = logging.getLogger("m5ops.modeling")
-RECENT_DAYS = 56  # sales before the window that baselines read
+log = logging.getLogger("m5ops.pipeline.modeling")
 SCALE_DAYS = 730  # history for WRMSSE scales in daily monitoring: bounded so cost stays flat
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from m5ops.atomic import write_json_atomic, write_text_atomic
+from m5ops.stores.atomic import write_json_atomic, write_text_atomic
 from m5ops.errors import RegistryError
 
 FORMAT = 1

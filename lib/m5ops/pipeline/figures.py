@@ -5,11 +5,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from m5ops.data.arrival import Arrival
-from m5ops.data.schema import day_date
-from m5ops.modeling import TrainedVersion, WorkspaceData, in_sample_fit
-from m5ops.tasks import metrics_history
+from m5ops.data.schema import RECENT_DAYS, day_date
+from m5ops.pipeline.modeling import TrainedVersion, WorkspaceData, in_sample_fit
+from m5ops.pipeline.tasks import metrics_history
 
-RECENT_DAYS = 56
 
 
 def arrival_table(arrival: Arrival) -> pd.DataFrame:

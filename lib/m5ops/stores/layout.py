@@ -80,6 +80,6 @@ class Workspace:
 
     def write_config(self, config: WorkspaceConfig) -> None:
         """Write the configuration atomically (it marks the workspace as complete)."""
-        from m5ops.atomic import write_text_atomic
+        from m5ops.stores.atomic import write_text_atomic
 
         write_text_atomic(self.config_path, json.dumps(asdict(config), indent=2) + "\n")

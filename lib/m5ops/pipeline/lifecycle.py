@@ -5,11 +5,11 @@ import logging
 import shutil
 
 from m5ops.models import get_kind, kinds
-from m5ops.registry import Registry, check_name
-from m5ops.runs import RunStore
-from m5ops.workspace import Workspace
+from m5ops.stores.registry import Registry, check_name
+from m5ops.stores.runs import RunStore
+from m5ops.stores.layout import Workspace
 
-log = logging.getLogger("m5ops.management")
+log = logging.getLogger("m5ops.pipeline.lifecycle")
 DEFAULT_MODELS = {
     "lightgbm": "lightgbm",
     "hist-gb": "hist_gb",

@@ -14,15 +14,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from m5ops.data.arrival import Holdback
+from m5ops.stores.holdback import Holdback
 from m5ops.data.feature_store import FeatureStore
 from m5ops.data.m5files import load_m5, write_m5_files
 from m5ops.data.schema import HORIZON, M5Dataset, day_label
 from m5ops.data.store import DayStore
 from m5ops.data.synthetic import generate
 from m5ops.errors import WorkspaceError
-from m5ops.management import register_default_models
-from m5ops.workspace import Workspace, WorkspaceConfig
+from m5ops.pipeline.lifecycle import register_default_models
+from m5ops.stores.layout import Workspace, WorkspaceConfig
 
 log = logging.getLogger("m5ops.init")
 DEFAULT_HOLDBACK_DAYS = 56

@@ -5,15 +5,16 @@ import logging
 
 import pandas as pd
 
-from m5ops.data.arrival import Arrival, arrive_next_day, ensure_features
+from m5ops.data.arrival import Arrival
+from m5ops.pipeline.arrival import arrive_next_day, ensure_features
 from m5ops.data.schema import day_date
-from m5ops.modeling import TrainedVersion, WorkspaceData, score_models, train_version
-from m5ops.progress import for_run
-from m5ops.registry import Registry
-from m5ops.runs import RunStore
-from m5ops.workspace import Workspace
+from m5ops.pipeline.modeling import TrainedVersion, WorkspaceData, score_models, train_version
+from m5ops.pipeline.progress import for_run
+from m5ops.stores.registry import Registry
+from m5ops.stores.metrics import MetricStore
+from m5ops.stores.layout import Workspace
 
-log = logging.getLogger("m5ops.tasks")
+log = logging.getLogger("m5ops.pipeline.tasks")
 
 
 def simulate_day(home: str, run_id: str, seed: int | None = None) -> Arrival:
@@ -47,11 +48,11 @@ def evaluate(home: str, run_id: str, models: list[str] | None = None) -> pd.Data
     names = models or sorted(Registry(data.workspace.registry_path).models())
     progress = for_run(data.workspace.runs_path, run_id)
     scores = score_models(data, names, progress)
-    runs = RunStore(data.workspace.runs_path)
+    metrics = MetricStore(data.workspace.runs_path)
     window = data.split.test_range()
     for row in scores.to_dict("records"):
         values = {k: v for k, v in row.items() if k not in ("model", "version")}
-        runs.record_metrics(data.split.today, data.sim_date, row["model"], row["version"], values, window, run_id)
+        metrics.record(data.split.today, data.sim_date, row["model"], row["version"], values, window, run_id)
     progress(1.0, f"evaluated {len(scores)} model(s)")
     log.info("run %s evaluated %d model(s) on days %d..%d", run_id, len(scores), *window)
     return scores
@@ -60,7 +61,7 @@ def evaluate(home: str, run_id: str, models: list[str] | None = None) -> pd.Data
 def metrics_history(home: str, model: str | None = None) -> pd.DataFrame:
     """The metrics history, one row per (simulated day, model, metric)."""
     workspace = Workspace(home).require()
-    history = RunStore(workspace.runs_path).metrics(model=model)
+    history = MetricStore(workspace.runs_path).history(model=model)
     if not history.empty:
         history["date"] = day_date(history["sim_day"].to_numpy())
     return history

@@ -1,0 +1,5 @@
+import sys
+
+from m5ops.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Forecast accuracy: point metrics and M5's WRMSSE."""

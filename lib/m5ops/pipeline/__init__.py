@@ -1,0 +1,1 @@
+"""What the task notebooks call: arrival, training, scoring, tasks, figures, model lifecycle."""

@@ -1,0 +1,90 @@
+"""The schema of ``runs.db`` and its migrations; the run, metric and runner-state stores share it.
+
+Version 1: runs, metrics, heartbeat, runner_state. Version 2: ``runs.progress`` and
+``runs.progress_note``. A new table or column is a new step at the end of ``MIGRATIONS``.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from m5ops.stores.sqlite import Database, sql_list
+
+TRIGGERS = ("schedule", "manual", "backfill")
+STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled")
+FINISHED = ("succeeded", "failed", "interrupted", "cancelled")
+OPEN = ("queued", "running")
+
+_TABLES_V1 = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    model TEXT,
+    params TEXT NOT NULL DEFAULT '{{}}',
+    "trigger" TEXT NOT NULL CHECK ("trigger" IN {sql_list(TRIGGERS)}),
+    status TEXT NOT NULL CHECK (status IN {sql_list(STATUSES)}),
+    sim_day INTEGER,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    output TEXT,
+    error TEXT,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    pid INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model, created_at);
+CREATE TABLE IF NOT EXISTS metrics (
+    sim_day INTEGER NOT NULL,
+    sim_date TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    window_start INTEGER,
+    window_end INTEGER,
+    run_id TEXT,
+    PRIMARY KEY (sim_day, model, version, metric)
+);
+CREATE TABLE IF NOT EXISTS heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    beat_at TEXT NOT NULL,
+    current_run TEXT
+);
+CREATE TABLE IF NOT EXISTS runner_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    """Version 1: the four tables."""
+    for statement in filter(str.strip, _TABLES_V1.split(";")):
+        conn.execute(statement)
+
+
+def _add_columns(table: str, columns: dict[str, str]):
+    """A migration adding ``columns`` (name -> type) to ``table`` where they are missing."""
+    def step(conn: sqlite3.Connection) -> None:
+        present = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column, kind in columns.items():
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    return step
+
+
+MIGRATIONS = [
+    _create_tables,
+    _add_columns("runs", {"progress": "REAL", "progress_note": "TEXT"}),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_rundb(path: str | os.PathLike) -> Database:
+    """``runs.db`` at ``path``, created or migrated to the current schema."""
+    return Database(path, MIGRATIONS, what="run store")
