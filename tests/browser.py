@@ -230,7 +230,7 @@ def seed_history(home: Path, days: int, every_days: int = 7, versions: bool = Tr
             run_rows.append((run_id, task, model, json.dumps({"model": model} if model else {}), "schedule",
                              "succeeded", day, stamp, stamp, stamp, None, None, 1, None))
     with sqlite3.connect(workspace.runs_path) as conn:
-        conn.executemany(f"INSERT OR REPLACE INTO metrics ({', '.join(METRIC_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        conn.executemany(f"INSERT OR REPLACE INTO metrics ({', '.join(METRIC_COLUMNS[:9])}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          metric_rows)
         conn.executemany('INSERT INTO runs (id, task, model, params, "trigger", status, sim_day, created_at,'
                          ' started_at, finished_at, output, error, attempt, pid) VALUES'

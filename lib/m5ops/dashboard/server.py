@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 from m5ops.errors import DashboardError, M5opsError
+from m5ops.notebooks import NOTEBOOKS_DIR
 from m5ops.stores.layout import Workspace
 
 log = logging.getLogger("m5ops.dashboard.server")
-NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "dashboard.ipynb"  # the repository's
+NOTEBOOK = NOTEBOOKS_DIR / "dashboard.ipynb"
 CULL_IDLE_S = 60
 CULL_INTERVAL_S = 30
 STOP_GRACE_S = 10.0

@@ -10,19 +10,19 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import re
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
 from m5ops.errors import ParameterError
+from m5ops.notebooks import NOTEBOOKS_DIR
 from m5ops.orchestration.processes import KILL_GRACE_S, die_with_parent, kill_tree
+from m5ops.stores.registry import NAME_RULE, is_model_name
 
 log = logging.getLogger("m5ops.executor")
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[3] / "notebooks"
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ class TaskSpec:
                 allowed = " or ".join(t.__name__ for t in self.params[name])
                 raise ParameterError(f"task {self.name!r}: parameter {name!r} must be {allowed}, got {value!r}")
         for name in ("model",) if self.model_param else ():
-            if not SLUG.match(params.get(name, "")):
-                raise ParameterError(f"task {self.name!r}: model name {params.get(name)!r} is not a slug [a-z0-9][a-z0-9_-]{{0,62}}")
+            if not is_model_name(params.get(name)):
+                raise ParameterError(f"task {self.name!r}: model name {params.get(name)!r} is not a slug {NAME_RULE}")
         for model in params.get("models") or []:
-            if not isinstance(model, str) or not SLUG.match(model):
-                raise ParameterError(f"task {self.name!r}: model name {model!r} is not a slug [a-z0-9][a-z0-9_-]{{0,62}}")
+            if not is_model_name(model):
+                raise ParameterError(f"task {self.name!r}: model name {model!r} is not a slug {NAME_RULE}")
         return params
 
 

@@ -28,7 +28,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from filelock import FileLock, Timeout
 
 from m5ops.stores.atomic import write_json_atomic, write_text_atomic
 from m5ops.errors import RegistryError
+from m5ops.stores.clock import utc_now
 
 FORMAT = 1
 NAME_RULE = "[a-z0-9][a-z0-9_-]{0,62}"
@@ -49,14 +49,14 @@ _MODEL_FIELDS = {"kind": str, "params": dict, "created": str, "schedule": dict, 
 _TYPE_WORDS = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
 
-def utc_now() -> str:
-    """The current UTC wall time as ISO 8601, to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def is_model_name(name: Any) -> bool:
+    """Whether ``name`` follows the model-name rule (a slug)."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
 
 def check_name(name: Any) -> str:
     """Return ``name`` if it is a valid model name, else RegistryError quoting the rule."""
-    if isinstance(name, str) and _NAME.fullmatch(name):
+    if is_model_name(name):
         return name
     raise RegistryError(
         f"invalid model name {name!r}: a name must match {NAME_RULE} (lowercase letters, digits,"
@@ -102,7 +102,7 @@ def _schedule_problem(schedule: dict, where: str) -> str | None:
 
 def model_problem(name: str, model: Any, where: str) -> str | None:
     """Describe what is wrong with a model record stored under ``name``, or None."""
-    if not _NAME.fullmatch(name):
+    if not is_model_name(name):
         return f"{where}: {name!r} is not a valid model name ({NAME_RULE})"
     if not isinstance(model, dict):
         return f"{where} is not an object"

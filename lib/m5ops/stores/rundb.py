@@ -1,7 +1,10 @@
 """The schema of ``runs.db`` and its migrations; the run, metric and runner-state stores share it.
 
 Version 1: runs, metrics, heartbeat, runner_state. Version 2: ``runs.progress`` and
-``runs.progress_note``. A new table or column is a new step at the end of ``MIGRATIONS``.
+``runs.progress_note``. Version 3: metrics keyed also by ``source`` (backtest | live),
+``level`` (``all`` or a WRMSSE level 1-12), ``horizon`` and ``issue_day`` (0 on backtest rows),
+with ``excluded`` (series left out of a WRMSSE, having no scale). A new table or column is a
+new step at the end of ``MIGRATIONS``.
 """
 from __future__ import annotations
 
@@ -78,9 +81,43 @@ def _add_columns(table: str, columns: dict[str, str]):
     return step
 
 
+METRIC_SOURCES = ("backtest", "live")
+_METRICS_V3 = f"""
+CREATE TABLE metrics_v3 (
+    sim_day INTEGER NOT NULL,
+    sim_date TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    window_start INTEGER,
+    window_end INTEGER,
+    run_id TEXT,
+    source TEXT NOT NULL DEFAULT 'backtest' CHECK (source IN {sql_list(METRIC_SOURCES)}),
+    level TEXT NOT NULL DEFAULT 'all',
+    horizon INTEGER NOT NULL DEFAULT 0,
+    issue_day INTEGER NOT NULL DEFAULT 0,
+    excluded INTEGER,
+    PRIMARY KEY (sim_day, model, version, metric, source, level, horizon, issue_day)
+)"""
+
+
+def _metrics_by_source_and_level(conn: sqlite3.Connection) -> None:
+    """Version 3: the metrics table rebuilt with its new key columns; old rows become backtest rows."""
+    _create_tables(conn)  # idempotent: a file whose version-1 tables were not all made yet
+    conn.execute(_METRICS_V3)
+    conn.execute("INSERT INTO metrics_v3 (sim_day, sim_date, model, version, metric, value, window_start,"
+                 " window_end, run_id) SELECT sim_day, sim_date, model, version, metric, value,"
+                 " window_start, window_end, run_id FROM metrics")
+    conn.execute("DROP TABLE metrics")
+    conn.execute("ALTER TABLE metrics_v3 RENAME TO metrics")
+    conn.execute("CREATE INDEX IF NOT EXISTS metrics_by_model ON metrics (model, source, metric, sim_day)")
+
+
 MIGRATIONS = [
     _create_tables,
     _add_columns("runs", {"progress": "REAL", "progress_note": "TEXT"}),
+    _metrics_by_source_and_level,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
