@@ -19,7 +19,7 @@ import browser as B  # noqa: E402
 from test_models import SMALL, make_frame, make_sales, split  # noqa: E402
 
 from m5ops.pipeline import lifecycle as management, tasks  # noqa: E402
-from m5ops.cli.commands import cmd_status  # noqa: E402
+from m5ops.cli.workspace_commands import cmd_status  # noqa: E402
 from m5ops.stores.status import workspace_status  # noqa: E402
 from m5ops.dashboard.progress_panel import ProgressPanel, bar_text  # noqa: E402
 from m5ops.dashboard.state import RunningRow, WorkspaceReader, running_rows  # noqa: E402

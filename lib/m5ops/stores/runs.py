@@ -34,6 +34,12 @@ def run_label(run: dict) -> str:
     return f"{run['id']} {run['task']}{'-' + run['model'] if run.get('model') else ''}"
 
 
+def failed_run_line(run: dict) -> str:
+    """``run <id> <task>[-<model>] failed: <error> (notebook: <path>)``: one line for a run that did not succeed."""
+    label = run["task"] + (f"-{run['model']}" if run.get("model") else "")
+    return f"run {run['id']} {label} {run['status']}: {run.get('error')} (notebook: {run.get('output') or 'none'})"
+
+
 def _check_choice(what: str, value: Any, allowed: Iterable[str]) -> None:
     """RunError quoting the allowed values if ``value`` is not one of them."""
     if value not in allowed:

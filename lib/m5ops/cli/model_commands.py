@@ -1,4 +1,4 @@
-"""What each CLI subcommand does; each returns what to print (a string, a JSON-able value, or None)."""
+"""Commands on models and their runs: models, kinds, create, train, evaluate, pause, resume, delete, runs, metrics, forecast."""
 from __future__ import annotations
 
 import argparse
@@ -6,90 +6,56 @@ from pathlib import Path
 
 import pandas as pd
 
-from m5ops.pipeline import lifecycle as management
-from m5ops.data.schema import HORIZON, day_label
-from m5ops.data.store import DayStore
-from m5ops.errors import ParameterError, WorkspaceError
-from m5ops.pipeline.modeling import WorkspaceData, forecast_matrix, load_current, test_input
-from m5ops.models import describe_kinds
 from m5ops.cli.progress_bar import terminal_bar
-from m5ops.models.progress import progress_text
-from m5ops.stores.registry import Registry
-from m5ops.stores.runs import RunStore
+from m5ops.data.schema import HORIZON, day_label
+from m5ops.errors import ParameterError, RunFailed, WorkspaceError
+from m5ops.models import describe_kinds
+from m5ops.pipeline import lifecycle as management
+from m5ops.pipeline.modeling import WorkspaceData, forecast_matrix, load_current, test_input
+from m5ops.stores.atomic import atomic_path
 from m5ops.stores.layout import Workspace
 from m5ops.stores.metrics import MetricStore
-from m5ops.stores.status import workspace_status
-from m5ops.pipeline.workspace_init import InitOptions, init_workspace
+from m5ops.stores.registry import Registry
+from m5ops.stores.runs import RunStore, failed_run_line
 
 Args = argparse.Namespace
 
 
-def cmd_init(workspace: Workspace, args: Args) -> str:
-    subset = {k: getattr(args, k) for k in ("states", "stores", "categories", "departments") if getattr(args, k)}
-    options = InitOptions(source=args.source, m5_dir=args.m5_dir, start_day=args.start_day, subset=subset,
-                          items=args.items, days=args.days, seed=args.seed, test_days=args.test_days,
-                          outputs=args.outputs)
-    init_workspace(workspace.home, options, force=args.force)
-    status = workspace_status(workspace)
-    return (f"workspace ready at {workspace.home}: {status.series} series, today {status.today} "
-            f"({status.date}), {status.held_back_left} real days held back")
+def add_parsers(sub) -> None:
+    """This module's subcommands."""
+    p = sub.add_parser("models", help="list models")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("kinds", help="list model kinds and their parameters")
+    p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("create", help="create a model")
+    p.add_argument("name")
+    p.add_argument("--kind", required=True)
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--paused", action="store_true")
 
-def cmd_tick(workspace: Workspace, args: Args) -> str:
-    from m5ops.orchestration.runner import backfill
+    for name, text in [("train", "train a model now (resumes a paused one)"), ("pause", "pause weekly retraining"),
+                       ("resume", "resume weekly retraining"), ("delete", "delete a model (runs and notebooks stay)")]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("name")
+        if name == "train":
+            p.add_argument("--queue", action="store_true", help="ask the running runner to do it")
 
-    workspace.require()
-    if args.days < 1:
-        raise ParameterError(f"--days must be at least 1, got {args.days}")
-    if args.queue:
-        run_id = RunStore(workspace.runs_path).enqueue("tick", params={"days": args.days})
-        return f"queued tick x{args.days} as run {run_id}"
-    runs = backfill(workspace, args.days)  # holds the runner lock: refused while a runner runs
-    failed = sum(r["status"] != "succeeded" for r in runs)
-    status = workspace_status(workspace)
-    return f"today is {status.today} ({status.date}); {len(runs)} run(s), {failed} not succeeded"
+    p = sub.add_parser("evaluate", help="evaluate models now")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--queue", action="store_true", help="ask the running runner to do it")
 
+    p = sub.add_parser("runs", help="recent runs")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=20)
 
-def cmd_status(workspace: Workspace, args: Args):
-    status = workspace_status(workspace).as_dict()
-    if args.json:
-        return status
-    runner = "alive (pid %s)" % status["runner"]["pid"] if status["runner_alive"] else \
-        f"not running: start it with 'm5ops --home {workspace.home} runner'"
-    return "\n".join([
-        f"today:     {status['today']} ({status['date']})",
-        f"data:      {status['days']} days x {status['series']} series = {status['rows']} rows",
-        f"held back: {status['held_back_days_left']} real days left",
-        f"runner:    {runner}",
-        f"schedule:  {_schedule_line(status['schedule'], status['runner_alive'])}",
-        f"running:   {', '.join(_with_progress(line, status['progress']) for line in status['running']) or '-'}",
-        f"queued:    {', '.join(status['queued']) or '-'}",
-    ])
+    p = sub.add_parser("metrics", help="the metrics history")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--model")
 
-
-def _with_progress(label: str, progress: dict) -> str:
-    """``<id> train-gb (42% boosting round 170 of 400)``."""
-    run = progress[label.split()[0]]
-    return f"{label} ({progress_text(run['fraction'], run['note'])})"
-
-
-def _schedule_line(state: dict, alive: bool) -> str:
-    """How the runner ticks, when it last did, and (while it runs) when it ticks next."""
-    if not state:
-        return "no runner has run in this workspace yet"
-    line = f"{state.get('schedule', '?')}, last tick {state.get('last_tick_at') or 'never'}"
-    return line + (f", next tick {state['next_tick_at']}" if alive and state.get("next_tick_at") else "")
-
-
-def cmd_export(workspace: Workspace, args: Args) -> str:
-    store = DayStore(workspace.require().data_dir)
-    table = store.read_long(args.start_day, args.end_day)
-    out = Path(args.out)
-    from m5ops.stores.atomic import atomic_path
-
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False, date_format="%Y-%m-%d")
-    return f"wrote {len(table)} rows to {out}"
+    p = sub.add_parser("forecast", help="the current version's forecast of the test window (M5 layout)")
+    p.add_argument("name")
+    p.add_argument("--out", required=True)
 
 
 def cmd_models(workspace: Workspace, args: Args):
@@ -159,9 +125,9 @@ def _run_in_foreground(workspace: Workspace, task: str, params: dict, descriptio
 
 
 def _finished(run: dict) -> str:
-    """One line about a finished run; a failed run is an error (exit 2)."""
+    """One line about a finished run; a run that did not succeed is RunFailed (exit 1)."""
     if run["status"] != "succeeded":
-        raise WorkspaceError(f"run {run['id']} {run['status']}: {run['error']} (notebook: {run['output']})")
+        raise RunFailed(failed_run_line(run))
     return f"run {run['id']} succeeded: {run['output']}"
 
 
@@ -222,15 +188,3 @@ def cmd_forecast(workspace: Workspace, args: Args) -> str:
         frame.to_csv(tmp, index=False, float_format="%.4f")
     start, end = data.split.test_range()
     return f"wrote the {args.name} {version['id']} forecast of {day_label(start)}..{day_label(end)} to {args.out}"
-
-
-def cmd_runner(workspace: Workspace, args: Args):
-    from m5ops.orchestration.runner import run_from_args
-
-    return run_from_args(workspace.require(), args)
-
-
-def cmd_dashboard(workspace: Workspace, args: Args):
-    from m5ops.dashboard.server import serve
-
-    return serve(workspace.require(), host=args.host, port=args.port, token=args.token)

@@ -1,0 +1,117 @@
+"""Commands on the workspace itself: init, tick, status, export."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from m5ops.data.store import DayStore
+from m5ops.errors import ParameterError, RunFailed
+from m5ops.models.progress import progress_text
+from m5ops.pipeline.workspace_init import InitOptions, init_workspace
+from m5ops.stores.atomic import atomic_path
+from m5ops.stores.layout import Workspace
+from m5ops.stores.runs import RunStore, failed_run_line
+from m5ops.stores.status import workspace_status
+
+Args = argparse.Namespace
+
+
+def add_parsers(sub) -> None:
+    """This module's subcommands."""
+    p = sub.add_parser("init", help="create a workspace from real M5 files or synthetic data")
+    p.add_argument("--source", choices=["synthetic", "m5"], default="synthetic")
+    p.add_argument("--m5-dir", help="folder with calendar.csv, sell_prices.csv, sales_train_*.csv")
+    p.add_argument("--start-day", type=int, help="last stored day; real days after it are held back (default: last - 56)")
+    p.add_argument("--states", nargs="+")
+    p.add_argument("--stores", nargs="+")
+    p.add_argument("--categories", nargs="+")
+    p.add_argument("--departments", nargs="+")
+    p.add_argument("--items", type=int, help="keep N items (synthetic: items per department)")
+    p.add_argument("--days", type=int, help="days of history (synthetic: to generate; m5: the last N days)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-days", type=int, default=28)
+    p.add_argument("--outputs", help="folder for executed notebooks (default: <home>/outputs)")
+    p.add_argument("--force", action="store_true", help="replace an existing workspace")
+
+    p = sub.add_parser("tick", help="run N simulated days now: arrival, evaluation, due trainings")
+    p.add_argument("--days", type=int, default=1)
+    p.add_argument("--queue", action="store_true", help="ask the running runner to do it")
+
+    p = sub.add_parser("status", help="simulated today, data size, runner state")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", help="write the stored long table of a day range to CSV")
+    p.add_argument("--start-day", type=int, required=True)
+    p.add_argument("--end-day", type=int, required=True)
+    p.add_argument("--out", required=True)
+
+
+def cmd_init(workspace: Workspace, args: Args) -> str:
+    subset = {k: getattr(args, k) for k in ("states", "stores", "categories", "departments") if getattr(args, k)}
+    options = InitOptions(source=args.source, m5_dir=args.m5_dir, start_day=args.start_day, subset=subset,
+                          items=args.items, days=args.days, seed=args.seed, test_days=args.test_days,
+                          outputs=args.outputs)
+    init_workspace(workspace.home, options, force=args.force)
+    status = workspace_status(workspace)
+    return (f"workspace ready at {workspace.home}: {status.series} series, today {status.today} "
+            f"({status.date}), {status.held_back_left} real days held back")
+
+
+def cmd_tick(workspace: Workspace, args: Args) -> str:
+    from m5ops.orchestration.runner import backfill
+
+    workspace.require()
+    if args.days < 1:
+        raise ParameterError(f"--days must be at least 1, got {args.days}")
+    if args.queue:
+        run_id = RunStore(workspace.runs_path).enqueue("tick", params={"days": args.days})
+        return f"queued tick x{args.days} as run {run_id}"
+    runs = backfill(workspace, args.days)  # holds the runner lock: refused while a runner runs
+    failed = [r for r in runs if r["status"] != "succeeded"]
+    status = workspace_status(workspace)
+    summary = f"today is {status.today} ({status.date}); {len(runs)} run(s), {len(failed)} not succeeded"
+    if failed:
+        raise RunFailed(f"{summary}; first: {failed_run_line(failed[0])}")
+    return summary
+
+
+def cmd_status(workspace: Workspace, args: Args):
+    status = workspace_status(workspace).as_dict()
+    if args.json:
+        return status
+    runner = "alive (pid %s)" % status["runner"]["pid"] if status["runner_alive"] else \
+        f"not running: start it with 'm5ops --home {workspace.home} runner'"
+    return "\n".join([
+        f"today:     {status['today']} ({status['date']})",
+        f"data:      {status['days']} days x {status['series']} series = {status['rows']} rows",
+        f"held back: {status['held_back_days_left']} real days left",
+        f"runner:    {runner}",
+        f"schedule:  {_schedule_line(status['schedule'], status['runner_alive'])}",
+        f"running:   {', '.join(_with_progress(line, status['progress']) for line in status['running']) or '-'}",
+        f"queued:    {', '.join(status['queued']) or '-'}",
+    ])
+
+
+def _with_progress(label: str, progress: dict) -> str:
+    """``<id> train-gb (42% boosting round 170 of 400)``."""
+    run = progress[label.split()[0]]
+    return f"{label} ({progress_text(run['fraction'], run['note'])})"
+
+
+def _schedule_line(state: dict, alive: bool) -> str:
+    """How the runner ticks, when it last did, and (while it runs) when it ticks next."""
+    if not state:
+        return "no runner has run in this workspace yet"
+    line = f"{state.get('schedule', '?')}, last tick {state.get('last_tick_at') or 'never'}"
+    return line + (f", next tick {state['next_tick_at']}" if alive and state.get("next_tick_at") else "")
+
+
+def cmd_export(workspace: Workspace, args: Args) -> str:
+    store = DayStore(workspace.require().data_dir)
+    table = store.read_long(args.start_day, args.end_day)
+    out = Path(args.out)
+    from m5ops.stores.atomic import atomic_path
+
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    return f"wrote {len(table)} rows to {out}"
