@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from m5ops.data.feature_store import FeatureStore
-from m5ops.data.features import FEATURE_COLUMNS, HISTORY_DAYS, compute_block
+from m5ops.data.features import HISTORY_DAYS, LAGS, ROLLING_MEANS, ROLLING_STDS, compute_block
 from m5ops.data.store import DayStore
 from m5ops.errors import DataError
 from m5ops.pipeline.modeling import WorkspaceData
@@ -25,8 +25,11 @@ def panel():
     return sales, prices
 
 
-def test_feature_lists_are_the_models_contract():
-    assert FEATURE_COLUMNS == FEATURES
+def test_feature_names_derive_from_the_declared_lags_windows_and_columns(panel):
+    sales, prices = panel
+    block = compute_block(sales, prices, first_day=1, out_start=1)
+    derived = [f"lag_{k}" for k in LAGS] + [f"rmean_{w}" for w in ROLLING_MEANS] + [f"rstd_{w}" for w in ROLLING_STDS]
+    assert FEATURES[:len(derived)] == derived and set(derived) <= set(block.columns)
     assert CATEGORICALS == ["item_id", "dept_id", "cat_id", "store_id", "state_id"]
 
 
@@ -62,7 +65,7 @@ def test_no_feature_of_a_day_sees_sales_of_its_last_27_days(panel):
     changed[:, t - 27:] += 100  # everything after t-28 changes
     a = compute_block(sales, prices, 1, 1)
     b = compute_block(changed, prices, 1, 1)
-    for name in FEATURE_COLUMNS:
+    for name in FEATURES:
         if name in a.columns:
             np.testing.assert_array_equal(a.columns[name][:, t], b.columns[name][:, t], err_msg=name)
 

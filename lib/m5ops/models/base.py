@@ -20,20 +20,15 @@ import numpy as np
 import pandas as pd
 
 from m5ops import __version__
+from m5ops.data.features import CATEGORICAL_COLUMNS, FEATURE_COLUMNS
 from m5ops.data.schema import HORIZON
 from m5ops.errors import ArtifactError, DataError, NotFittedError
 from m5ops.models.params import ParamSchema
 from m5ops.models.progress import Progress, no_progress
 
-# The feature frame contract (m5ops.data.features builds it); the lead reconciles these lists
-# with features.FEATURE_COLUMNS / CATEGORICAL_COLUMNS.
-FEATURES = [
-    "lag_28", "lag_35", "lag_42", "lag_49", "lag_56",
-    "rmean_7", "rmean_28", "rmean_56", "rstd_7", "rstd_28",
-    "sell_price", "price_rel_max", "price_change_week",
-    "wday", "month", "mday", "event", "snap",
-]
-CATEGORICALS = ["item_id", "dept_id", "cat_id", "store_id", "state_id"]
+# The feature frame contract: the names derive from the feature declarations that build it.
+FEATURES = FEATURE_COLUMNS
+CATEGORICALS = CATEGORICAL_COLUMNS
 TARGET = "sales"
 MODEL_FILE = "model.json"
 FORMAT_VERSION = 1
