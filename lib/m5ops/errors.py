@@ -1,6 +1,6 @@
 """Every exception class m5ops raises on purpose; each message says what is wrong and what to do.
 
-The CLI turns a ``RunFailed`` into exit status 1 (a run it carried out failed) and every other
+The CLI turns a ``RunFailed`` into exit status 1 (a run it carried out failed, or a check found problems) and every other
 ``M5opsError`` into exit status 2 (the request was refused; nothing was changed).
 """
 
@@ -55,3 +55,7 @@ class ArtifactError(ModelError):
 
 class RunFailed(M5opsError):
     """A run that a command carried out ended other than succeeded (exit status 1)."""
+
+
+class WorkspaceDamaged(RunFailed):
+    """``m5ops check`` found problems in the workspace (exit status 1, like a failed run)."""

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from m5ops.cli import model_commands, service_commands, workspace_commands
+from m5ops.cli.arguments import Parser
 from m5ops.errors import M5opsError, RunFailed
 from m5ops.logs import configure
 from m5ops.stores.layout import Workspace, default_home
@@ -19,7 +20,7 @@ COMMAND_MODULES = (workspace_commands, model_commands, service_commands)
 
 def _parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="m5ops", description="MLOps pipeline for M5 demand forecasting.")
+    parser = Parser(prog="m5ops", description="MLOps pipeline for M5 demand forecasting.")
     parser.add_argument("--home", default=None, help="workspace folder (default: $M5OPS_HOME, else ./workspace)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

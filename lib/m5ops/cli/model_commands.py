@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from m5ops.cli.arguments import out_file, positive_int
 from m5ops.cli.progress_bar import terminal_bar
 from m5ops.data.schema import HORIZON, day_label
 from m5ops.errors import ParameterError, RunFailed, WorkspaceError
@@ -47,7 +48,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("runs", help="recent runs")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=positive_int, default=20)
 
     p = sub.add_parser("metrics", help="the metrics history")
     p.add_argument("--json", action="store_true")
@@ -55,7 +56,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("forecast", help="the current version's forecast of the test window (M5 layout)")
     p.add_argument("name")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, type=out_file)
 
 
 def cmd_models(workspace: Workspace, args: Args):
@@ -165,6 +166,10 @@ def _model_label(model: str | None, live: set[str]) -> str:
 
 
 def cmd_metrics(workspace: Workspace, args: Args):
+    if args.model:
+        registry = Registry(workspace.require().registry_path)
+        if args.model not in registry.deleted():
+            registry.get(args.model)  # refuses an unknown model, listing the known ones
     history = MetricStore(workspace.require().runs_path).history(model=args.model)
     if args.json:
         return history.to_dict("records")

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from m5ops.cli.arguments import out_file
 from m5ops.data.store import DayStore
-from m5ops.errors import ParameterError, RunFailed
+from m5ops.errors import ParameterError, RunFailed, WorkspaceDamaged
 from m5ops.models.progress import progress_text
+from m5ops.pipeline.check import as_json, check_workspace
 from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 from m5ops.stores.atomic import atomic_path
 from m5ops.stores.layout import Workspace
@@ -37,13 +40,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--days", type=int, default=1)
     p.add_argument("--queue", action="store_true", help="ask the running runner to do it")
 
+    p = sub.add_parser("check", help="verify the workspace: days, features, registry, models, runs.db")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("status", help="simulated today, data size, runner state")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("export", help="write the stored long table of a day range to CSV")
     p.add_argument("--start-day", type=int, required=True)
     p.add_argument("--end-day", type=int, required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, type=out_file)
 
 
 def cmd_init(workspace: Workspace, args: Args) -> str:
@@ -104,6 +110,16 @@ def _schedule_line(state: dict, alive: bool) -> str:
         return "no runner has run in this workspace yet"
     line = f"{state.get('schedule', '?')}, last tick {state.get('last_tick_at') or 'never'}"
     return line + (f", next tick {state['next_tick_at']}" if alive and state.get("next_tick_at") else "")
+
+
+def cmd_check(workspace: Workspace, args: Args):
+    problems = check_workspace(workspace)
+    if problems:  # the report on stdout, the one-line verdict on stderr, exit 1
+        print(json.dumps(as_json(problems), indent=2) if args.json else "\n".join(p.line() for p in problems))
+        raise WorkspaceDamaged(f"{len(problems)} problem(s) in {workspace.home}; each is listed above with its repair")
+    if args.json:
+        return as_json(problems)
+    return f"workspace {workspace.home} is sound: days, features, registry, model versions and runs.db checked"
 
 
 def cmd_export(workspace: Workspace, args: Args) -> str:

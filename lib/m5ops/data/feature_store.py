@@ -40,6 +40,16 @@ class FeatureStore:
         found = (_FEATURE_FILE.match(name) for name in os.listdir(self.root))
         return sorted(int(m.group(1)) for m in found if m)
 
+    def unreadable_days(self, days: list[int]) -> dict[int, str]:
+        """Of ``days``, those whose feature file cannot be read, with why."""
+        found = {}
+        for day in days:
+            try:
+                pq.read_metadata(self.day_path(day))
+            except (OSError, pa.ArrowException) as exc:
+                found[day] = f"unreadable ({type(exc).__name__}: {exc})"
+        return found
+
     def day_path(self, day: int) -> Path:
         """The file of day ``day``'s features."""
         return self.root / f"day={day:06d}.parquet"

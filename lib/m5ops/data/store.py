@@ -122,6 +122,48 @@ class DayStore:
         last = next((m for m in map(_DAY_FILE.match, reversed(candidates)) if m), None)
         return (int(first.group(1)), int(last.group(1))) if first else None
 
+    def missing_days(self) -> list[int]:
+        """Days between the first and the last stored day that have no file (a gap in the store)."""
+        span = self._span()
+        if span is None:
+            return []
+        present = self.stored_days()
+        if len(present) == span[1] - span[0] + 1:
+            return []
+        return sorted(set(range(span[0], span[1] + 1)) - set(present))
+
+    def unreadable_days(self, days: list[int] | None = None) -> dict[int, str]:
+        """Of ``days`` (default: all stored), those whose file cannot be read as a day, with why."""
+        n = self.n_series()
+        found = {}
+        for day in self.stored_days() if days is None else days:
+            try:
+                rows = pq.read_metadata(self._day_path(day)).num_rows
+            except (OSError, pa.ArrowException) as exc:
+                found[day] = f"unreadable ({type(exc).__name__}: {exc})"
+                continue
+            if rows != n:
+                found[day] = f"has {rows} rows, expected one per series ({n})"
+        return found
+
+    def require_whole(self, recent_days: int) -> None:
+        """DataError naming the day if a day is missing, or unreadable among the last ``recent_days``.
+
+        Checked before a tick appends anything: an arrival reads the recent days, and a gap
+        anywhere breaks every window that spans it.
+        """
+        missing = self.missing_days()
+        if missing:
+            raise DataError(f"{day_label(missing[0])} is missing from the day store ({len(missing)} day(s) missing"
+                            f" between {day_label(self.first_day())} and {day_label(self.last_day())}): restore it"
+                            " from a backup or re-create the workspace ('m5ops init --force'); 'm5ops check' lists them")
+        last = self.last_day()
+        bad = self.unreadable_days(list(range(max(self.first_day(), last - recent_days + 1), last + 1)))
+        if bad:
+            day, why = next(iter(bad.items()))
+            raise DataError(f"{day_label(day)} in the day store {why}: restore {self._day_path(day)} from a backup"
+                            " or re-create the workspace ('m5ops init --force'); 'm5ops check' lists every problem")
+
     def series(self) -> pd.DataFrame:
         """The series table; row i is series index i."""
         return pd.read_parquet(self.root / "series.parquet")

@@ -177,6 +177,8 @@ class Runner:
         self.state.set_state(last_tick_at=utc_now(), next_tick_at=None)  # next: known once it ends
         try:
             self.work.tick("schedule")
+        except M5opsError as exc:  # refused (say, a damaged day store): said once per tick; the runner goes on
+            log.error("the scheduled tick was refused: %s", exc)
         except Exception:  # a tick that breaks unexpectedly is logged with its traceback; the runner goes on
             log.exception("the tick stopped on an unexpected error; the runner carries on")
 

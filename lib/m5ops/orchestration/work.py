@@ -14,6 +14,7 @@ import shutil
 import threading
 from dataclasses import dataclass
 
+from m5ops.data.simulate import LOOKBACK_DAYS
 from m5ops.data.store import DayStore
 from m5ops.errors import ParameterError
 from m5ops.orchestration import executor, jobs
@@ -55,7 +56,12 @@ class Work:
 
     # -- ticks --------------------------------------------------------------------------------
     def tick(self, trigger: str = "schedule") -> list[dict]:
-        """One simulated day: the arrival, the evaluation of all models, the trainings that are due."""
+        """One simulated day: the arrival, the evaluation of all models, the trainings that are due.
+
+        Refused (DataError naming the day) before anything is appended when the store has a
+        gap or a recent day cannot be read.
+        """
+        DayStore(self.workspace.data_dir).require_whole(LOOKBACK_DAYS)
         log.info("tick (%s) starts: today is day %d", trigger, DayStore(self.workspace.data_dir).last_day())
         done = [self.run("simulate_day", {}, trigger)]
         if done[0]["status"] != "succeeded":

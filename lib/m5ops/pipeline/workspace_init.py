@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from m5ops.stores.holdback import Holdback
 from m5ops.data.feature_store import FeatureStore
 from m5ops.data.m5files import load_m5, write_m5_files
-from m5ops.data.schema import HORIZON, M5Dataset, day_label
+from m5ops.data.schema import HORIZON, STORES, M5Dataset, day_label
 from m5ops.data.store import DayStore
 from m5ops.data.synthetic import generate
 from m5ops.errors import WorkspaceError
@@ -27,6 +27,7 @@ from m5ops.stores.layout import Workspace, WorkspaceConfig
 log = logging.getLogger("m5ops.init")
 DEFAULT_HOLDBACK_DAYS = 56
 MIN_STORED_DAYS = 2 * HORIZON + 56  # a test window plus enough history for every feature
+MAX_TEST_DAYS = 2 * HORIZON
 
 
 @dataclass
@@ -48,6 +49,7 @@ class InitOptions:
 def init_workspace(home: Path | str, options: InitOptions, force: bool = False) -> Workspace:
     """Create the workspace at ``home``; refuses an existing one unless ``force``."""
     final = Workspace(home)
+    check_options(options)
     _check_target(final, force)
     data = _load_source(options)
     start_day = _start_day(data, options)
@@ -63,6 +65,33 @@ def init_workspace(home: Path | str, options: InitOptions, force: bool = False) 
     log.info("initialised workspace %s: %d series, stored %s..%s, %d real days held back",
              final.home, data.n_series, day_label(data.first_day), day_label(start_day), data.last_day - start_day)
     return final
+
+
+def check_options(options: InitOptions) -> None:
+    """WorkspaceError naming the option and what to pass, before anything is read or written."""
+    for flag, value in (("--items", options.items), ("--days", options.days), ("--test-days", options.test_days)):
+        if value is not None and value < 1:
+            raise WorkspaceError(f"{flag} {value} must be a whole number of at least 1 (leave it out for the default)")
+    if options.test_days > MAX_TEST_DAYS:
+        raise WorkspaceError(f"--test-days {options.test_days} is longer than {MAX_TEST_DAYS} days; M5's test window"
+                             f" is {HORIZON} days (the default)")
+    if options.seed < 0:
+        raise WorkspaceError(f"--seed {options.seed} must be 0 or more")
+    if options.source == "synthetic":
+        _check_synthetic_subset(options.subset)
+    if options.outputs and Path(options.outputs).exists() and not Path(options.outputs).is_dir():
+        raise WorkspaceError(f"--outputs {options.outputs} is a file; pass a folder for the executed notebooks")
+
+
+def _check_synthetic_subset(subset: dict) -> None:
+    """The synthetic generator makes whole stores: refuse other subsets and unknown stores."""
+    other = sorted(key for key in subset if key != "stores")
+    if other:
+        raise WorkspaceError(f"--{other[0]} applies to real M5 files (--source m5); the synthetic data takes"
+                             " --stores, --items (per department) and --days")
+    unknown = sorted(set(subset.get("stores") or ()) - set(STORES))
+    if unknown:
+        raise WorkspaceError(f"unknown store {unknown[0]!r}; M5's stores are {', '.join(STORES)}")
 
 
 def _check_target(workspace: Workspace, force: bool) -> None:
