@@ -5,8 +5,10 @@ import argparse
 import io
 import logging
 import multiprocessing
+import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -31,6 +33,7 @@ from m5ops.pipeline.progress import RunProgress, for_run  # noqa: E402
 from m5ops.stores.rundb import SCHEMA_VERSION  # noqa: E402
 from m5ops.stores.runs import RunStore  # noqa: E402
 from m5ops.stores.layout import Workspace  # noqa: E402
+from m5ops.stores.registry import Registry  # noqa: E402
 
 
 class Recorder:
@@ -297,3 +300,43 @@ def test_running_rows_time_each_run_from_its_start():
     rows = running_rows([{"id": "a", "task": "train", "model": "m", "started_at": "2026-01-01T00:00:30+00:00",
                           "progress": 0.1, "progress_note": "n"}], now)
     assert rows == (RunningRow("a", "train-m", 0.1, "n", 30.0),)
+
+
+def _screen_of(command: list[str], env: dict | None = None) -> list[str]:
+    """What a 160-column terminal shows after ``command`` ran in it: each line after its last \\r."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal of a known width, then the command
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+        os.execve(command[0], command, env or os.environ.copy())
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return [line.split("\r")[-1] for line in out.decode(errors="replace").replace("\r\n", "\n").split("\n")]
+
+
+def test_the_ticks_bar_shows_its_final_line_once_in_a_terminal_and_nothing_off_one(tmp_path):
+    from m5ops.pipeline.workspace_init import InitOptions, init_workspace
+
+    home = tmp_path / "ws"
+    init_workspace(home, InitOptions(items=1, days=300, subset={"stores": ["CA_1"]}, progress=False))
+    for name in Registry(Workspace(home).registry_path).models():
+        management.set_active(Workspace(home), name, False)  # arrivals and evaluations only: fast
+    command = [sys.executable, "-m", "m5ops.cli", "--home", str(home), "tick", "--days", "2"]
+    screen = _screen_of(command)
+    assert sum("ticks: 100%" in line for line in screen) == 1, screen
+    assert any(line.startswith("today is d_") for line in screen)
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0 and "ticks:" not in piped.stderr  # no bar in logs and pipes

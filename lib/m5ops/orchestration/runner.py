@@ -34,6 +34,7 @@ from datetime import datetime
 
 import psutil
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from m5ops.errors import M5opsError, ParameterError, RunnerError
 from m5ops.orchestration.lock import TOKEN_ENV, RunnerLock, kill_leftovers
@@ -194,10 +195,14 @@ def backfill(workspace: Workspace, days: int, settings: RunnerSettings | None = 
     with RunnerLock(workspace, what=f"m5ops tick --days {days}") as lock, runner.handling_signals(), \
             runner.watching(beat=False):
         runner.recover(lock)
-        for _ in tqdm(range(days), desc="ticks", unit="day", disable=not progress):
-            if runner.stopping.is_set():
-                break
-            done += runner.work.tick(trigger)
+        # log lines go above the bar, and a bar off a terminal stays silent: its final line shows once
+        with logging_redirect_tqdm([logging.getLogger("m5ops")]), \
+                tqdm(total=days, desc="ticks", unit="day", disable=None if progress else True) as bar:
+            for _ in range(days):
+                if runner.stopping.is_set():
+                    break
+                done += runner.work.tick(trigger)
+                bar.update(1)
     return done
 
 
