@@ -6,6 +6,9 @@ HOME_DIR ?= workspace
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
+LAB_PORT ?= 8888
+# JupyterLab refuses to run as root (containers do) unless told so
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: install install-test install-bench demo test bench lab clean
 
@@ -40,7 +43,7 @@ bench: install-bench
 	$(BIN)/python bench/run_all.py
 
 lab: install
-	M5OPS_HOME=$(abspath $(HOME_DIR)) $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=8888 notebooks/
+	M5OPS_HOME=$(abspath $(HOME_DIR)) $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) $(ALLOW_ROOT) notebooks/
 
 clean:
 	rm -rf $(VENV) *.egg-info lib/*.egg-info
