@@ -140,3 +140,21 @@ def test_a_simulated_day_applies_snap_only_to_the_series_of_states_with_snap_tha
     no_snap["snap_CA"] = 0
     calm = simulate_next_day(data.sales[:, -364:], data.prices[:, -364:], history, no_snap, data.series, seed=3)
     assert (calm.factors["snap"].to_numpy() == 1.0).all()
+
+
+def test_an_arrival_whose_features_fail_leaves_the_store_exactly_as_before(real_workspace, monkeypatch):
+    from m5ops.data.feature_store import FeatureStore
+
+    workspace = Workspace(real_workspace)
+    store, features = DayStore(workspace.data_dir), FeatureStore(workspace.features_dir)
+    days, built = store.stored_days(), features.stored_days()
+
+    def broken(self, store, day, calendar):
+        self.write_day(self.read(day - 1, day - 1, store.series()).assign(day=day))  # half the work done
+        raise OSError("disk full while writing the features")
+    monkeypatch.setattr(FeatureStore, "build_day", broken)
+    with pytest.raises(OSError, match="disk full"):
+        arrive_next_day(workspace)
+    assert store.stored_days() == days and features.stored_days() == built
+    monkeypatch.undo()
+    assert arrive_next_day(workspace).day == days[-1] + 1  # the same day arrives whole next time

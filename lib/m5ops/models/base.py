@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from m5ops.data.features import CATEGORICAL_COLUMNS, FEATURE_COLUMNS
 from m5ops.data.schema import HORIZON
 from m5ops.errors import ArtifactError, DataError, NotFittedError
 from m5ops.models.params import ParamSchema
+from m5ops.stores.atomic import write_json_atomic
 from m5ops.models.progress import Progress, no_progress
 
 # The feature frame contract: the names derive from the feature declarations that build it.
@@ -202,7 +202,7 @@ class ForecastModel:
             "format_version": FORMAT_VERSION, "kind": self.kind, "params": self.get_params(),
             "training_summary": self.training_summary.as_dict(), "m5ops_version": __version__,
         }
-        write_json_atomic(directory / MODEL_FILE, meta)
+        write_json_atomic(directory / MODEL_FILE, meta, sort_keys=True)
         return directory
 
     @classmethod
@@ -290,13 +290,6 @@ def artifact_file(directory: Path, name: str) -> Path:
     if not path.is_file():
         raise ArtifactError(f"{path} is missing: the saved model is incomplete; retrain it")
     return path
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def require(module: str, install: str):
