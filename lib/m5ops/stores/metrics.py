@@ -7,11 +7,10 @@ that ask for nothing else get the overall backtest rows, as before these scopes 
 """
 from __future__ import annotations
 
-import os
 
 import pandas as pd
 
-from m5ops.stores.rundb import open_rundb
+from m5ops.stores.rundb import RunDbStore
 from m5ops.stores.sqlite import placeholders
 
 METRIC_COLUMNS = ["sim_day", "sim_date", "model", "version", "metric", "value",
@@ -27,15 +26,8 @@ JOIN (SELECT model, version, max(sim_day) AS day FROM metrics WHERE {OVERALL_BAC
 WHERE m.source = 'backtest' AND m.level = 'all' AND m.horizon = 0"""
 
 
-class MetricStore:
+class MetricStore(RunDbStore):
     """The ``metrics`` table of the ``runs.db`` at ``path``."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.db = open_rundb(path)
-        self.path = self.db.path
-
-    def __repr__(self) -> str:
-        return f"MetricStore({str(self.path)!r})"
 
     def record(self, sim_day: int, sim_date: str, model: str, version: str,
                values: dict[str, float], window: tuple[int, int], run_id: str | None = None, *,

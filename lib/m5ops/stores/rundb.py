@@ -125,3 +125,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def open_rundb(path: str | os.PathLike) -> Database:
     """``runs.db`` at ``path``, created or migrated to the current schema."""
     return Database(path, MIGRATIONS, what="run store")
+
+
+class RunDbStore:
+    """The base of the stores that share ``runs.db``: the file, opened and migrated on creation."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.db = open_rundb(path)
+        self.path = self.db.path
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"

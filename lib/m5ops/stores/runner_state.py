@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 from m5ops.stores.clock import age_s, utc_now
-from m5ops.stores.rundb import open_rundb
+from m5ops.stores.rundb import RunDbStore
 
 ALIVE_WITHIN_S = 15.0
 _UNREAD = object()  # "not read yet", where None means "read: there is none"
@@ -24,15 +24,8 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class RunnerState:
+class RunnerState(RunDbStore):
     """The ``heartbeat`` and ``runner_state`` tables of the ``runs.db`` at ``path``."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.db = open_rundb(path)
-        self.path = self.db.path
-
-    def __repr__(self) -> str:
-        return f"RunnerState({str(self.path)!r})"
 
     def beat(self, pid: int, current_run: str | None = None) -> None:
         """The runner says it is alive (call every few seconds); keeps started_at per runner."""

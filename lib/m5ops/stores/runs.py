@@ -17,7 +17,7 @@ from typing import Any
 
 from m5ops.errors import RunError
 from m5ops.stores.clock import utc_now
-from m5ops.stores.rundb import FINISHED, OPEN, STATUSES, TRIGGERS, open_rundb
+from m5ops.stores.rundb import FINISHED, OPEN, STATUSES, TRIGGERS, RunDbStore
 from m5ops.stores.sqlite import placeholders
 
 _RUN_COLUMNS = ("id, task, model, params, \"trigger\", status, sim_day, created_at, started_at,"
@@ -61,15 +61,8 @@ def _run_dict(row: sqlite3.Row | None) -> dict | None:
     return run
 
 
-class RunStore:
+class RunStore(RunDbStore):
     """The SQLite file at ``path`` (created with its tables on first use)."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.db = open_rundb(path)
-        self.path = self.db.path
-
-    def __repr__(self) -> str:
-        return f"RunStore({str(self.path)!r})"
 
     def _change_run(self, run_id: str, allowed: Iterable[str], sets: dict, verb: str) -> dict:
         """Set columns of a run in one of the ``allowed`` states; RunError saying why not otherwise."""
