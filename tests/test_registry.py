@@ -44,7 +44,7 @@ def test_missing_registry_says_how_to_create_it(tmp_path):
 
 def test_model_lifecycle_create_pause_resume_train_remove(registry):
     created = registry.add_model("lgbm", "lightgbm", {"num_leaves": 31})
-    assert created["schedule"] == {"every_days": 7, "active": True}
+    assert created["schedule"] == {"every_days": 7, "active": True, "retrain": ["weekly"]}
     assert created["current_version"] is None and created["versions"] == []
     assert registry.set_active("lgbm", False)["schedule"]["active"] is False
     assert registry.get("lgbm")["schedule"]["active"] is False

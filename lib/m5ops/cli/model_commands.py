@@ -34,6 +34,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--kind", required=True)
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--paused", action="store_true")
+    p.add_argument("--retrain", default=None, metavar="POLICY",
+                   help="weekly (default), on-degradation, on-drift, or a combination: weekly,on-degradation")
 
     for name, text in [("train", "train a model now (resumes a paused one)"), ("pause", "pause weekly retraining"),
                        ("resume", "resume weekly retraining"), ("delete", "delete a model (runs and notebooks stay)")]:
@@ -93,7 +95,8 @@ def _parse_params(pairs: list[str]) -> dict:
 
 
 def cmd_create(workspace: Workspace, args: Args) -> str:
-    management.create_model(workspace.require(), args.name, args.kind, _parse_params(args.param), active=not args.paused)
+    management.create_model(workspace.require(), args.name, args.kind, _parse_params(args.param), active=not args.paused,
+                            retrain=args.retrain)
     return f"created model {args.name} ({args.kind}{', paused' if args.paused else ''})"
 
 

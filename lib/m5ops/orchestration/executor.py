@@ -71,7 +71,8 @@ def get_task(name: str) -> TaskSpec:
 
 
 register(TaskSpec("simulate_day", "simulate_day.ipynb", {**_COMMON, "seed": (int, type(None))}))
-register(TaskSpec("train", "train.ipynb", {**_COMMON, "model": (str,), "manual": (bool,)}, model_param="model"))
+register(TaskSpec("train", "train.ipynb", {**_COMMON, "model": (str,), "manual": (bool,), "reason": (str,)},
+                  model_param="model"))
 register(TaskSpec("evaluate", "evaluate.ipynb", {**_COMMON, "models": (list, type(None))}))
 
 

@@ -37,11 +37,13 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from m5ops.errors import M5opsError, ParameterError, RunnerError
+from m5ops.orchestration.alert_hook import notify
 from m5ops.orchestration.lock import TOKEN_ENV, RunnerLock, kill_leftovers
 from m5ops.orchestration.scheduling import (
     RunnerSettings, add_arguments, build_scheduler, missed_tick, next_run_utc,
 )
 from m5ops.orchestration.work import Work
+from m5ops.pipeline.alerts import refresh_alerts
 from m5ops.stores.clock import parse_time, utc_now
 from m5ops.stores.runner_state import RunnerState
 from m5ops.stores.layout import Workspace
@@ -131,11 +133,20 @@ class Runner:
             if beat:
                 self.state.clear_heartbeat(os.getpid())
 
+    def check_alerts(self) -> None:
+        """Record what is wrong now (raised once, cleared when over) and hand each change to --on-alert."""
+        raised, cleared = refresh_alerts(self.workspace)
+        for alert in raised + cleared:
+            notify(self.settings.on_alert, alert)
+
     def _watch(self, done: threading.Event, beat: bool) -> None:
         """Beat every ``beat_s``; end the current run if its model is deleted or the stop grace is over."""
-        next_beat = 0.0
+        next_beat = next_alerts = 0.0
         while True:
             try:
+                if time.monotonic() >= next_alerts:
+                    self.check_alerts()
+                    next_alerts = time.monotonic() + self.settings.alert_every_s
                 if beat and time.monotonic() >= next_beat:
                     current = self.work.current
                     self.state.beat(os.getpid(), current.run_id if current else None)

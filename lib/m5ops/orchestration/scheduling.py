@@ -33,6 +33,8 @@ class RunnerSettings:
     poll_s: float = 0.2
     beat_s: float = 2.0
     niceness: int = 10
+    on_alert: str | None = None
+    alert_every_s: float = 5.0
 
     def __post_init__(self):
         """Refuse settings that cannot work, saying what to pass instead."""
@@ -57,7 +59,7 @@ class RunnerSettings:
     def from_args(cls, args) -> "RunnerSettings":
         """Settings from parsed CLI arguments (flags a parser lacks keep their defaults)."""
         given = {"at": "at", "day_seconds": "day_seconds", "retries": "retries", "timeout_s": "timeout",
-                 "retry_delay_s": "retry_delay", "grace_s": "grace", "niceness": "nice"}
+                 "retry_delay_s": "retry_delay", "grace_s": "grace", "niceness": "nice", "on_alert": "on_alert"}
         return cls(**{field: getattr(args, flag) for field, flag in given.items()
                       if getattr(args, flag, None) is not None})
 
@@ -84,6 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--nice", type=int, default=10,
                         help="niceness of task processes and their kernels, 0-19 (default 10: a training"
                              " leaves the CPU to the dashboard and other interactive work)")
+    parser.add_argument("--on-alert", metavar="CMD",
+                        help="shell command run for each raised or cleared alert, the alert as JSON on its stdin")
     return parser
 
 

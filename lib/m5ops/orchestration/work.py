@@ -20,7 +20,9 @@ from m5ops.errors import ParameterError
 from m5ops.orchestration import executor, jobs
 from m5ops.orchestration.lock import kill_children
 from m5ops.orchestration.scheduling import RunnerSettings
-from m5ops.stores.registry import Registry, is_due
+from m5ops.pipeline.alerts import MODEL_ALERTS, refresh_alerts
+from m5ops.pipeline.triggers import due_trainings
+from m5ops.stores.registry import Registry
 from m5ops.errors import RunError
 from m5ops.stores.rundb import OPEN
 from m5ops.stores.runs import RunStore
@@ -72,15 +74,16 @@ class Work:
         if not self.stop.is_set():
             done.append(self.run("evaluate", {}, trigger))
         today = DayStore(self.workspace.data_dir).last_day()
-        for name in self.registry.due_for_training(today):
+        refresh_alerts(self.workspace, MODEL_ALERTS)  # today's scores may raise what triggers a training
+        for due in due_trainings(self.workspace, today):
             self._between_steps()
             if self.stop.is_set():
                 break
-            model = self.registry.models().get(name)
-            if model is None or not is_due(model, today):
-                log.info("tick skips %s: no longer due (deleted, paused or trained meanwhile)", name)
+            if due.model not in {d.model for d in due_trainings(self.workspace, today)}:
+                log.info("tick skips %s: no longer due (deleted, paused or trained meanwhile)", due.model)
                 continue
-            done.append(self.run("train", {"model": name}, trigger))
+            log.info("tick trains %s: %s", due.model, due.reason)
+            done.append(self.run("train", {"model": due.model, "reason": due.reason}, trigger))
         failed = [r["id"] for r in done if r["status"] != "succeeded"]
         log.info("tick (%s) done: day %d, %d run(s), not succeeded: %s", trigger, today, len(done), failed or "none")
         return done

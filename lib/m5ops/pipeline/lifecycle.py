@@ -5,7 +5,7 @@ import logging
 import shutil
 
 from m5ops.models import get_kind, kinds
-from m5ops.stores.registry import Registry, check_name
+from m5ops.stores.registry import Registry, check_name, parse_retrain
 from m5ops.stores.runs import RunStore
 from m5ops.stores.layout import Workspace
 
@@ -18,12 +18,21 @@ DEFAULT_MODELS = {
 }
 
 
-def create_model(workspace: Workspace, name: str, kind: str, params: dict | None = None, active: bool = True) -> dict:
-    """Register a model after validating its name and its parameters against the kind's schema."""
+def create_model(workspace: Workspace, name: str, kind: str, params: dict | None = None, active: bool = True,
+                 retrain: list[str] | str | None = None) -> dict:
+    """Register a model after validating its name, its parameters (the kind's schema) and its retraining policy."""
     check_name(name)
     validated = get_kind(kind).schema.validate(params or {})
-    record = Registry(workspace.registry_path).add_model(name, kind, validated, active=active)
+    policies = parse_retrain(retrain) if retrain else None
+    record = Registry(workspace.registry_path).add_model(name, kind, validated, active=active, retrain=policies)
     log.info("created model %s (%s)", name, kind)
+    return record
+
+
+def set_retrain(workspace: Workspace, name: str, retrain: list[str] | str) -> dict:
+    """Change how a model is retrained: weekly, on degradation, on drift, or a combination."""
+    record = Registry(workspace.registry_path).set_retrain(name, parse_retrain(retrain))
+    log.info("model %s now retrains %s", name, ",".join(record["schedule"]["retrain"]))
     return record
 
 

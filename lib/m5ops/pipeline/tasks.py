@@ -32,9 +32,11 @@ def simulate_day(home: str, run_id: str, seed: int | None = None) -> Arrival:
     return arrival
 
 
-def train(home: str, run_id: str, model: str, manual: bool = False) -> TrainedVersion:
+def train(home: str, run_id: str, model: str, manual: bool = False, reason: str = "") -> TrainedVersion:
     """The training task: a new version of ``model`` on the train split at today's cutoff."""
     data = WorkspaceData.open(home)
+    if reason:
+        log.info("run %s trains %s: %s", run_id, model, reason)
     progress = for_run(data.workspace.runs_path, run_id)
     trained = train_version(data, model, manual=manual, progress=progress)
     progress(1.0, f"trained {model} {trained.version_id}; the notebook draws its figures")

@@ -40,6 +40,8 @@ from m5ops.stores.clock import utc_now
 FORMAT = 1
 NAME_RULE = "[a-z0-9][a-z0-9_-]{0,62}"
 DEFAULT_EVERY_DAYS = 7
+RETRAIN_POLICIES = ("weekly", "on-degradation", "on-drift")
+DEFAULT_RETRAIN = ["weekly"]
 LOCK_TIMEOUT_S = 30.0
 _NAME = re.compile(NAME_RULE)
 _VERSION_ID = re.compile(r"v[1-9][0-9]*")
@@ -97,7 +99,25 @@ def _schedule_problem(schedule: dict, where: str) -> str | None:
         return f"{where}.every_days is {every!r}; expected a positive integer"
     if not isinstance(schedule.get("active"), bool):
         return f"{where}.active is {schedule.get('active')!r}; expected true or false"
+    retrain = schedule.get("retrain", DEFAULT_RETRAIN)
+    if not (isinstance(retrain, list) and retrain and all(p in RETRAIN_POLICIES for p in retrain)):
+        return f"{where}.retrain is {retrain!r}; expected a non-empty list of {', '.join(RETRAIN_POLICIES)}"
     return None
+
+
+def parse_retrain(text: str | list[str]) -> list[str]:
+    """``weekly,on-degradation`` as a list of policies; RegistryError naming the allowed ones."""
+    policies = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    unknown = [p for p in policies if p not in RETRAIN_POLICIES]
+    if unknown or not policies or len(set(policies)) != len(policies):
+        raise RegistryError(f"retraining policy {text!r} is not a comma-separated list of {', '.join(RETRAIN_POLICIES)}"
+                            " without repeats, e.g. --retrain weekly,on-degradation")
+    return policies
+
+
+def retrain_policy(model: dict) -> list[str]:
+    """The model's retraining policies (``weekly`` for models made before policies existed)."""
+    return model["schedule"].get("retrain", DEFAULT_RETRAIN)
 
 
 def model_problem(name: str, model: Any, where: str) -> str | None:
@@ -190,11 +210,16 @@ def next_id(model: dict) -> str:
 
 
 def is_due(model: dict, sim_day: int) -> bool:
-    """Whether an active model needs training on ``sim_day``: never trained, or trained long enough ago."""
+    """Whether an active model is due by the calendar: never trained, or (weekly) trained long enough ago.
+
+    Trainings triggered by degradation or drift are ``pipeline.triggers``'s.
+    """
     if not model["schedule"]["active"]:
         return False
     current = current_version(model)
-    return current is None or sim_day - current["sim_day"] >= model["schedule"]["every_days"]
+    if current is None:
+        return True
+    return "weekly" in retrain_policy(model) and sim_day - current["sim_day"] >= model["schedule"]["every_days"]
 
 
 class Registry:
@@ -310,7 +335,7 @@ class Registry:
         return [name for name, model in self.models().items() if is_due(model, int(sim_day))]
 
     def add_model(self, name: str, kind: str, params: dict, active: bool = True,
-                  every_days: int = DEFAULT_EVERY_DAYS) -> dict:
+                  every_days: int = DEFAULT_EVERY_DAYS, retrain: list[str] | None = None) -> dict:
         """Register a new model with no versions; RegistryError if a live model has that name."""
         check_name(name)
         if not (isinstance(kind, str) and kind):
@@ -321,7 +346,8 @@ class Registry:
             raise RegistryError(f"every_days must be a positive integer and active true or false,"
                                 f" got every_days={every_days!r}, active={active!r}")
         record = {"name": name, "kind": kind, "params": plain(params), "created": utc_now(),
-                  "schedule": {"every_days": every_days, "active": active},
+                  "schedule": {"every_days": every_days, "active": active,
+                               "retrain": parse_retrain(retrain or DEFAULT_RETRAIN)},
                   "versions": [], "current_version": None}
         return self.update(lambda data: _insert_model(data, record))
 
@@ -334,6 +360,17 @@ class Registry:
             """Flip the flag inside the locked update."""
             model = find_model(data, name)
             model["schedule"]["active"] = active
+            return model
+        return self.update(change)
+
+    def set_retrain(self, name: str, policies: list[str]) -> dict:
+        """Change a model's retraining policies; returns the model."""
+        policies = parse_retrain(policies)
+
+        def change(data: dict) -> dict:
+            """Set the policies inside the locked update."""
+            model = find_model(data, name)
+            model["schedule"]["retrain"] = policies
             return model
         return self.update(change)
 

@@ -114,10 +114,32 @@ def _metrics_by_source_and_level(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS metrics_by_model ON metrics (model, source, metric, sim_day)")
 
 
+_ALERTS = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    model TEXT,
+    message TEXT NOT NULL,
+    evidence TEXT NOT NULL DEFAULT '{}',
+    sim_day INTEGER,
+    raised_at TEXT NOT NULL,
+    cleared_at TEXT,
+    cleared_why TEXT
+)"""
+
+
+def _alerts(conn: sqlite3.Connection) -> None:
+    """Version 4: alerts, one open row per condition (the partial unique index holds it)."""
+    conn.execute(_ALERTS)
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS alerts_open_once ON alerts (key) WHERE cleared_at IS NULL")
+
+
 MIGRATIONS = [
     _create_tables,
     _add_columns("runs", {"progress": "REAL", "progress_note": "TEXT"}),
     _metrics_by_source_and_level,
+    _alerts,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
