@@ -141,3 +141,32 @@ def test_the_cli_lists_alerts_and_changes_a_retraining_policy(workspace):
         ["weekly", "on-drift"]
     refused = subprocess.run([*m5ops, "set-retrain", "lightgbm", "daily"], capture_output=True, text=True)
     assert refused.returncode == 2 and "on-degradation" in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_runner_hands_a_failed_run_alert_to_the_on_alert_command(workspace, tmp_path):
+    import os
+    import signal
+
+    import browser as B
+
+    got = tmp_path / "alerts.jsonl"
+    lifecycle_env = B.plugin_env()
+    B.m5ops(workspace.home, "create", "broken", "--kind", "test_failing", "--paused", env=lifecycle_env)
+    with open(tmp_path / "runner.log", "wb") as log:
+        runner = subprocess.Popen([sys.executable, "-m", "m5ops.cli", "--home", str(workspace.home), "runner",
+                                   "--day-seconds", "3600", "--retries", "0", "--on-alert", f"cat >> {got}; echo >> {got}"],
+                                  stdout=log, stderr=subprocess.STDOUT, env=lifecycle_env)
+    try:
+        B.m5ops(workspace.home, "train", "broken", "--queue", env=lifecycle_env)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "train-broken failed" not in (got.read_text() if got.exists() else ""):
+            time.sleep(0.5)
+        alerts = [json.loads(line) for line in got.read_text().splitlines() if line.strip()]
+        failed = [a for a in alerts if a["kind"] == "failed-run"]
+        assert failed and failed[0]["state"] == "open" and failed[0]["model"] == "broken", alerts
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(60)
+    assert runner.returncode == 0, (tmp_path / "runner.log").read_text()[-2000:]
+    assert not os.path.exists(f"/proc/{runner.pid}")

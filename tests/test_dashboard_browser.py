@@ -211,3 +211,15 @@ def test_a_running_training_shows_its_progress_bar_until_it_ends(site):
     run = RunStore(home / "runs.db").runs(model="gated", limit=1)[0]
     assert run["status"] == "succeeded" and run["progress"] == 1.0
     assert run["progress_note"].startswith("trained gated v1")
+
+
+def test_a_failed_training_raises_an_alert_banner_that_names_it(site):
+    page, home = site["page"], site["home"]
+    needs_runner(site)
+    assert not page.locator(".m5-alerts").is_visible()  # nothing wrong so far: no banner
+    B.m5ops(home, "create", "broken", "--kind", "test_failing", "--paused", env=site["env"])
+    B.m5ops(home, "train", "broken", "--queue", env=site["env"])
+    alert = page.locator(".m5-alerts .m5-alert-failed-run", has_text="train-broken failed")
+    alert.wait_for(timeout=RUN_WAIT_MS)
+    assert "test_failing: this training was made to fail" in alert.text_content()
+    B.screenshot(page, "dashboard-12-alert")

@@ -95,6 +95,7 @@ def cmd_status(workspace: Workspace, args: Args):
         f"schedule:  {_schedule_line(status['schedule'], status['runner_alive'])}",
         f"running:   {', '.join(_with_progress(line, status['progress']) for line in status['running']) or '-'}",
         f"queued:    {', '.join(status['queued']) or '-'}",
+        f"alerts:    {len(status['alerts'])} open" + (" ('m5ops alerts' lists them)" if status["alerts"] else ""),
     ])
 
 

@@ -33,6 +33,8 @@ REFRESH_S = 2.0
 FAST_S, FAST_FOR_S = 0.5, 15.0  # after an action, refresh this often for this long
 STYLE = """<style>
 .m5-header {background:#f4f6f8;border:1px solid #dde;padding:6px 10px;margin-bottom:8px}
+.m5-alerts {background:#fff4e5;border:1px solid #f0a64b;padding:4px 10px;margin-bottom:8px}
+.m5-alerts ul {margin:2px 0 2px 18px;padding:0}
 .m5-header span.m5-item {margin-right:22px}
 .m5-runner-down {color:#cc3311} .m5-runner-alive {color:#228833}
 .m5-heading {font-weight:bold;border-bottom:1px solid #ccc;margin-bottom:2px}
@@ -57,6 +59,16 @@ def header_html(h: WorkspaceStatus) -> str:
             f"<span class='m5-item m5-queued'>queued: {queued}</span>")
 
 
+def alerts_html(h: WorkspaceStatus) -> str:
+    """The banner of open alerts, empty when there is none."""
+    if not h.alerts:
+        return ""
+    items = "".join(f"<li class='m5-alert m5-alert-{html.escape(a['kind'])}'><b>{html.escape(a['kind'])}</b>"
+                    f"{' ' + html.escape(a['model']) if a['model'] else ''}: {html.escape(a['message'])}</li>"
+                    for a in h.alerts)
+    return f"<b>{len(h.alerts)} open alert(s)</b> (cleared when their condition ends)<ul>{items}</ul>"
+
+
 def data_facts(h: WorkspaceStatus) -> str:
     """The data panel's line of figures."""
     return (f"<span class='m5-data-rows'>{h.rows:,} rows</span>, <span class='m5-data-series'>{h.series} series</span>,"
@@ -74,6 +86,8 @@ class Dashboard:
         self.messages = Messages()
         self.actions = Actions(self.messages, after=self.refresh_soon)
         self.header = css(w.HTML(""), "m5-header")
+        self.alerts = css(w.HTML(""), "m5-alerts")
+        self.alerts.layout.display = "none"
         self.progress = ProgressPanel()
         self.models = ModelsPanel(self.workspace, self.actions)
         self.form = CreateForm(self.workspace, self.actions, taken=lambda: self.reader.registry_data()["models"])
@@ -88,7 +102,7 @@ class Dashboard:
         self.snapshot: Snapshot | None = None
         self.apply(self.reader.snapshot(self.chart.metric.value))
         title = w.HTML(f"{STYLE}<h2>m5ops <small>{html.escape(str(self.workspace.home))}</small></h2>")
-        panels = [title, self.header, self.progress.widget, self.messages.box, self.models.widget,
+        panels = [title, self.alerts, self.header, self.progress.widget, self.messages.box, self.models.widget,
                   self.form.widget, self.chart.widget, self.runs.widget, self.data.widget]
         self.widget = css(w.VBox(panels), "m5-dashboard")
 
@@ -98,6 +112,10 @@ class Dashboard:
         text = header_html(snap.header)
         if self.header.value != text:
             self.header.value = text
+        banner = alerts_html(snap.header)
+        if self.alerts.value != banner:
+            self.alerts.value = banner
+            self.alerts.layout.display = "block" if banner else "none"
         self.progress.update(snap.running)
         self.models.update(snap.models)
         self.chart.update(snap.history, snap.live, snap.deleted, snap.metric)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from m5ops.data.schema import day_date, day_label
 from m5ops.data.store import DayStore
+from m5ops.stores.alerts import AlertStore
 from m5ops.stores.holdback import Holdback, held_back_left
 from m5ops.stores.layout import Workspace
 from m5ops.stores.runner_state import RunnerState
@@ -25,6 +26,7 @@ class WorkspaceStatus:
     schedule: dict
     running: tuple[dict, ...]
     queued: tuple[dict, ...]
+    alerts: tuple[dict, ...] = ()  # open ones, oldest first
 
     today = property(lambda self: day_label(self.today_day))
     date = property(lambda self: str(day_date(self.today_day).date()))
@@ -47,6 +49,8 @@ class WorkspaceStatus:
             "rows": self.rows, "held_back_days_left": self.held_back_left,
             "runner_alive": self.runner_alive, "runner": self.heartbeat, "schedule": self.schedule,
             "running": self.running_labels, "queued": self.queued_labels,
+            "alerts": [{"id": a["id"], "kind": a["kind"], "model": a["model"], "message": a["message"]}
+                       for a in self.alerts],
             "progress": {r["id"]: {"fraction": r["progress"], "note": r["progress_note"]} for r in self.running},
         }
 
@@ -64,6 +68,7 @@ class StatusReader:
         self.store = DayStore(workspace.data_dir)
         self.runs = RunStore(workspace.runs_path)
         self.runner = RunnerState(workspace.runs_path)
+        self.alerts = AlertStore(workspace.runs_path)
         self.n_series = self.store.n_series()
         self.holdback_span = Holdback(workspace.holdback_path).days()
 
@@ -76,7 +81,7 @@ class StatusReader:
             series=self.n_series, held_back_left=held_back_left(self.holdback_span, today),
             heartbeat=beat, runner_alive=self.runner.alive(beat=beat), schedule=self.runner.state(),
             running=tuple(self.runs.running() if running is None else running),
-            queued=tuple(self.runs.queued() if queued is None else queued))
+            queued=tuple(self.runs.queued() if queued is None else queued), alerts=tuple(self.alerts.open()))
 
 
 def workspace_status(workspace: Workspace) -> WorkspaceStatus:
