@@ -10,10 +10,9 @@ series, d_1..d_1941). A workspace is built in a temporary folder with every day 
 ``--last-day`` stored, so the split's test window is its last 28 days and training ends the day
 before; each default model (``m5ops init`` registers one per kind) is trained with
 ``train_version`` and scored on that window. WRMSSE uses M5's definition: scales over the whole
-training history (``wrmsse_for(data, scale_days=None)``), weights from the last 28 training
-days' dollar sales; ``wrmsse_730`` is the score with the 730-day scales the daily monitoring
-uses. The lightgbm defaults were chosen on ``--last-day 1913`` and ``--last-day 1885``, never on
-the test window (see bench/README.md).
+training history (``wrmsse_for(data)``, the same the daily monitoring uses), weights from the
+last 28 training days' dollar sales. The lightgbm defaults were chosen on ``--last-day 1913``
+and ``--last-day 1885``, never on the test window (see bench/README.md).
 """
 from __future__ import annotations
 
@@ -65,7 +64,7 @@ def score_all(data: WorkspaceData) -> tuple[pd.DataFrame, pd.DataFrame]:
     inp = test_input(data)
     n = len(data.series)
     actual = actual_matrix(inp, n)
-    full, recent = wrmsse_for(data, scale_days=None), wrmsse_for(data)
+    full = wrmsse_for(data)
     rows, levels = [], {}
     for name in DEFAULT_MODELS:
         started = time.perf_counter()
@@ -73,7 +72,7 @@ def score_all(data: WorkspaceData) -> tuple[pd.DataFrame, pd.DataFrame]:
         seconds = time.perf_counter() - started
         predicted = forecast_matrix(trained.model, inp, n)
         rows.append({"model": name, **evaluate_forecast(actual, predicted, wrmsse=full),
-                     "wrmsse_730": recent.score(actual, predicted), "train_rows": str(trained.record["rows"]),
+                     "train_rows": str(trained.record["rows"]),
                      "train_s": seconds})
         levels[name] = full.score_by_level(actual, predicted)
     table = pd.DataFrame(rows).set_index("model")
@@ -90,7 +89,7 @@ def report(data: WorkspaceData, table: pd.DataFrame, levels: pd.DataFrame, full:
     print(f"lightgbm parameters: {params}")
     print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
           f"on {os.cpu_count()} cores (train_s is wall time, slowed by other load)\n")
-    columns = ["wrmsse", "vs_snaive", "wrmsse_730", "mae", "rmse", "wmape", "tweedie", "train_rows", "train_s"]
+    columns = ["wrmsse", "vs_snaive", "mae", "rmse", "wmape", "tweedie", "train_rows", "train_s"]
     print_table([{"model": name, **row} for name, row in table[columns].iterrows()],
                 columns=["model", *columns], title=f"Accuracy on {split['test']} (WRMSSE scales: full history)")
     print()

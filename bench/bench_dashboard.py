@@ -18,9 +18,10 @@ Debian's chromium (Playwright; outside requests blocked) measures:
   bqplot can serve (one HTML widget and one chart of one line), with the same server options. The
   ratio ours / floor is what the dashboard itself adds; the floor is what this host and the
   platform's JavaScript cost, and it moves with the host's load from run to run.
-- **render while a training runs**: the same pre-heated visits while a LightGBM fit on 2 threads
-  loops in the background, as the runner's task would: at niceness 0, and at the runner's default
-  ``--nice`` (10), alternately. The runner runs its tasks niced so that this stays near idle.
+- **render while a training runs**: the same pre-heated visits while a real runner (``m5ops runner
+  --nice N``) trains a LightGBM model of the workspace (2 threads, many rounds) in its training
+  lane: at niceness 0, and at the runner's default ``--nice`` (10), alternately. The runner runs
+  its tasks niced so that this stays near idle.
 - **Train now -> running**: from the click to the model's row showing its training as running
   (the runner claimed the queued request and the dashboard's refresh showed it). Target: at most 2 s.
 """
@@ -35,12 +36,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import browser as B  # noqa: E402
 
+from m5ops.pipeline import lifecycle  # noqa: E402
+from m5ops.pipeline.modeling import FIT_PART  # noqa: E402
+from m5ops.stores.layout import Workspace  # noqa: E402
 from m5ops.stores.runs import RunStore  # noqa: E402
 
 FULL_RENDER_JS = """([models]) => {
@@ -139,20 +143,34 @@ def bench_render(home: Path, workdir: Path, models: int, repeat: int, preheat: b
     return times
 
 
-BUSY_TRAINING = """
-import os, sys
-os.nice(int(sys.argv[1]))  # first: the imports and the data below run at this niceness too
-import numpy as np, lightgbm as lgb
-rng = np.random.default_rng(0)
-x = rng.normal(size=(400_000, 20)).astype(np.float32)
-y = rng.poisson(2.0, size=400_000)
-while True:
-    lgb.train({"objective": "poisson", "num_threads": 2, "num_leaves": 63, "verbosity": -1}, lgb.Dataset(x, y), 50)
-"""
+BUSY_MODEL = "busy-lightgbm"  # trained by a real runner while the renders are measured
+BUSY_PARAMS = {"num_boost_round": 20000, "num_leaves": 255, "min_data_in_leaf": 1}  # long enough to outlast them
+
+
+@contextlib.contextmanager
+def runner_training(home: Path, workdir: Path, nice: int):
+    """A real runner (``--nice nice``, next tick hours away) training BUSY_MODEL; yields once the fit boosts."""
+    at = (datetime.now() - timedelta(hours=1)).strftime("%H:%M")
+    store = RunStore(home / "runs.db")
+    with open(workdir / f"runner-busy-{nice}.log", "w") as log:
+        runner = subprocess.Popen([*B.M5OPS, "--home", str(home), "runner", "--at", at, "--nice", str(nice),
+                                   "--grace", "0", "--retries", "0"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            run_id = store.enqueue("train", BUSY_MODEL, {"model": BUSY_MODEL, "manual": True})
+            deadline = time.monotonic() + 180
+            while (store.get(run_id)["progress"] or 0) < FIT_PART[0] and store.get(run_id)["status"] != "failed":
+                if time.monotonic() > deadline or runner.poll() is not None:
+                    raise RuntimeError(f"the runner's training did not start boosting: see {log.name}")
+                time.sleep(0.1)
+            yield
+            if store.get(run_id)["status"] != "running":
+                print(f"    (the training ended before the renders did: {store.get(run_id)['status']})")
+        finally:
+            B.stop_process(runner, grace_s=30.0)
 
 
 def bench_render_under_training(home: Path, workdir: Path, models: int, repeat: int, nices=(0, 10)) -> dict:
-    """Pre-heated render times while a 2-thread LightGBM fit loops, in blocks per niceness, alternating."""
+    """Pre-heated render times while a runner trains, in blocks per niceness, alternating."""
     os.environ["M5OPS_DASHBOARD_PREHEAT"] = "1"
     log = workdir / "voila-busy.log"
     times: dict[int, list[float]] = {nice: [] for nice in nices}
@@ -161,17 +179,12 @@ def bench_render_under_training(home: Path, workdir: Path, models: int, repeat: 
         visits = 1
         for _ in range(2):
             for nice in nices:
-                busy = subprocess.Popen([sys.executable, "-c", BUSY_TRAINING, str(nice)])
-                try:
-                    time.sleep(3.0)  # past its imports: the fit is under way
+                with runner_training(home, workdir, nice):
                     for _ in range(max(1, repeat // 2)):
                         times[nice].append(render_once(browser, url, models))
                         visits += 1
                         wait_pool(log, visits)  # the pool refills while the fit goes on
                         time.sleep(1.0)
-                finally:
-                    busy.kill()
-                    busy.wait()
     os.environ.pop("M5OPS_DASHBOARD_PREHEAT")
     return times
 
@@ -239,8 +252,9 @@ def main() -> None:
         print(f"logs under {workdir} (removed at the end)")
         home = workdir / "ws"
         start = time.perf_counter()
-        models = kinds_for(n_models)
+        models = kinds_for(n_models - 1)
         B.make_workspace(home, models, items=1, days=max(days, 120) + 56)
+        lifecycle.create_model(Workspace(home), BUSY_MODEL, "lightgbm", BUSY_PARAMS)  # the runner trains it
         B.seed_history(home, days)
         print(f"workspace: {n_models} models, {days} days of metrics ({time.perf_counter() - start:.1f} s to make)")
         build = kernel_side(home)
@@ -263,11 +277,11 @@ def main() -> None:
         print(f"  without pre-heating (kernel start + notebook per visit): median {statistics.median(cold):.2f} s"
               f" (min {min(cold):.2f}, max {max(cold):.2f}, n={len(cold)})", flush=True)
         busy = bench_render_under_training(home, workdir, n_models, repeat)
-        print("  while a 2-thread LightGBM training runs (pre-heated):")
+        print("  while the runner trains a LightGBM model (2 threads) in its training lane (pre-heated):")
         for nice, seconds in busy.items():
             print(f"    training at niceness {nice:2d}: median {statistics.median(seconds):.2f} s"
                   f" (min {min(seconds):.2f}, max {max(seconds):.2f}, n={len(seconds)})", flush=True)
-        trains = bench_train(home, workdir, list(models), clicks)
+        trains = bench_train(home, workdir, [*models, BUSY_MODEL], clicks)
     print("\nTrain now click -> row shows the training running, target <= 2 s")
     for r in trains:
         print(f"  {r['model']}: first shown as {r['first_state']!r} after {r['to_first_state_s']:.2f} s,"

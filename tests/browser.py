@@ -207,8 +207,9 @@ def seed_history(home: Path, days: int, every_days: int = 7, versions: bool = Tr
                 model["versions"].append({"id": f"v{k}", "trained_at": "2026-01-01T00:00:00+00:00",
                                           "sim_date": str(day_date(day).date()), "sim_day": day,
                                           "cutoff_day": day - 28, "artifact": f"models/{name}/v{k}",
-                                          "status": "ready", "metrics": {}})
+                                          "status": "retired", "artifact_kept": False, "metrics": {}})
             model["current_version"] = model["versions"][-1]["id"]
+            model["versions"][-1]["status"] = "current"
     if versions:
         registry.update(add_versions)
     RunStore(workspace.runs_path)  # the tables

@@ -80,7 +80,7 @@ def test_manual_training_evaluation_and_forecast_in_m5_layout(real_workspace, tm
     model = json.loads(m5ops(real_workspace, "models", "--json").stdout)["models"]["seasonal-naive"]
     assert model["current_version"] == "v1" and model["schedule"]["active"], "a manual training resumes"
     out = tmp_path / "forecast.csv"
-    m5ops(real_workspace, "forecast", "seasonal-naive", "--out", str(out))
+    m5ops(real_workspace, "forecast", "--model", "seasonal-naive", "--backtest", "--out", str(out))
     forecast = pd.read_csv(out)
     assert list(forecast.columns) == ["id", *[f"F{i}" for i in range(1, 29)]] and len(forecast) == 60
     assert forecast["id"].str.endswith("_evaluation").all()

@@ -5,7 +5,9 @@ process, without a second's start-up per case); tests/test_cli.py covers the rea
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sqlite3
 
 import pytest
 
@@ -22,9 +24,17 @@ def home(tmp_path_factory):
 
 
 def fingerprint(folder):
-    """Every file under ``folder`` with its size and content hash: any change shows."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(".log")}
+    """Every file under ``folder`` with its content hash (a database: its rows), so any change shows.
+
+    SQLite may fold its write-ahead log into the file when a reader closes: same rows, other bytes.
+    """
+    def content(path):
+        if path.suffix == ".db":
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                return "\n".join(conn.iterdump()).encode()
+        return path.read_bytes()
+    return {str(p.relative_to(folder)): hashlib.sha256(content(p)).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith((".log", "-wal", "-shm"))}
 
 
 def refuse(home, capsys, *args):
@@ -49,7 +59,9 @@ REFUSALS = [
     (["init", "--force", "--source", "m5"], "--m5-dir"),
     (["init", "--force", "--source", "m5", "--m5-dir", "/nonexistent/m5"], "/nonexistent/m5"),
     (["init", "--force", "--source", "csv"], "invalid choice: 'csv'"),
-    (["init", "--force", "--states", "CA"], "--states applies to real M5 files"),
+    (["init", "--force", "--states", "CA"], "not --states"),
+    (["init", "--force", "--size", "huge"], "invalid choice: 'huge'"),
+    (["init", "--force", "--size", "full", "--items", "2"], "both set the items"),
     (["init", "--force", "--stores", "XX_1"], "unknown store 'XX_1'"),
     (["init", "--force", "--outputs", "/etc/hostname"], "is a file"),
     (["init"], "already exists"),
@@ -75,9 +87,15 @@ REFUSALS = [
     (["runs", "--limit", "-1"], "-1 must be at least 1"),
     (["runs", "--limit", "0"], "0 must be at least 1"),
     (["metrics", "--model", "nosuch"], "no model named 'nosuch'"),
-    (["forecast", "nosuch", "--out", "f.csv"], "no model named 'nosuch'"),
-    (["forecast", "lightgbm", "--out", "f.csv"], "no version yet"),
-    (["forecast", "lightgbm", "--out", "/nonexistent/f.csv"], "does not exist"),
+    (["forecast", "--model", "nosuch", "--out", "f.csv"], "no model named 'nosuch'"),
+    (["forecast", "--model", "lightgbm", "--out", "f.csv"], "issued no forecast yet"),
+    (["forecast", "--model", "lightgbm", "--issued", "5", "--out", "f.csv"], "no forecast of 'lightgbm' was issued"),
+    (["forecast", "--out", "f.csv"], "no model serves yet"),
+    (["forecast", "--out", "/nonexistent/f.csv"], "does not exist"),
+    (["promote", "nosuch"], "nosuch"),
+    (["rollback", "lightgbm"], "lightgbm"),
+    (["set-retrain", "lightgbm", "hourly"], "on-degradation"),
+    (["alerts", "--limit", "0"], "0 must be at least 1"),
     (["runner", "--at", "25:00"], "not a time of day"),
     (["runner", "--day-seconds", "0"], "--day-seconds"),
     (["runner", "--retries", "-1"], "--retries -1"),
@@ -86,6 +104,20 @@ REFUSALS = [
     (["dashboard", "--port", "0"], "--port"),
     (["dashboard", "--port", "70000"], "--port"),
     (["dashboard", "--host", "0.0.0.0"], "--token"),
+    (["train", "lightgbm", "--force", "--bogus"], "unrecognized arguments: --bogus"),
+    (["promote", "nosuch"], "no model named 'nosuch'"),
+    (["promote", "lightgbm"], "lightgbm has no version yet, so it cannot serve: train it first"),
+    (["promote", "lightgbm", "--version", "v3"], "model 'lightgbm' has no version 'v3'"),
+    (["rollback", "nosuch"], "no model named 'nosuch'"),
+    (["rollback", "lightgbm"], "lightgbm has no version yet: there is nothing to roll back"),
+    (["history", "--limit", "0"], "0 must be at least 1"),
+    (["settings", "--gate", "15"], "write 10% or 0.10"),
+    (["settings", "--gate", "lots"], "the gate tolerance must be a number such as 0.10 or 10%"),
+    (["settings", "--promotion", "sometimes"], "invalid choice: 'sometimes'"),
+    (["settings", "--promotion-margin", "150%"], "the promotion margin must lie in 0%..99%"),
+    (["settings", "--keep-versions", "0"], "versions kept per model must lie in 1..1000"),
+    (["settings", "--model", "nosuch", "--gate", "5%"], "no model named 'nosuch'"),
+    (["settings", "--model", "lightgbm", "--promotion", "manual"], "with --model only --gate can be set"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]
 

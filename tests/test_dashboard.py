@@ -145,7 +145,7 @@ def test_train_now_queues_a_manual_training_once(workspace):
     message = actions.train_now(workspace, "naive")
     (run,) = RunStore(workspace.runs_path).queued()
     assert (run["task"], run["model"], run["trigger"], run["params"]) == ("train", "naive", "manual",
-                                                                         {"model": "naive", "manual": True})
+                                                                         {"model": "naive", "manual": True, "actor": "dashboard"})
     assert run["id"] in message and "no runner is alive" in message
     with pytest.raises(RegistryError, match="already has a training queued"):
         actions.train_now(workspace, "naive")

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from m5ops.errors import RegistryError
-from m5ops.stores.registry import Registry
+from m5ops.stores.registry import Registry, is_due
 
 
 def version(sim_day=1900, **extra):
@@ -26,7 +26,7 @@ def registry(tmp_path):
 def test_create_writes_an_empty_registry_and_refuses_an_existing_file(tmp_path):
     path = tmp_path / "registry.json"
     Registry.create(path)
-    assert json.loads(path.read_text()) == {"format": 1, "models": {}, "deleted": {}}
+    assert json.loads(path.read_text()) == {"format": 2, "models": {}, "deleted": {}}
     with pytest.raises(RegistryError, match="already exists"):
         Registry.create(path)
 
@@ -170,7 +170,7 @@ MALFORMED = {
     "empty": ("", "not valid JSON: .* at line 1, column 1"),
     "list": ("[]", "top level is list"),
     "no models": ('{"format": 1, "deleted": {}}', "'models' is missing"),
-    "newer format": (VALID.replace('"format": 1', '"format": 2'), "'format' is 2"),
+    "newer format": (VALID.replace('"format": 1', '"format": 3'), "'format' is 3"),
     "bad schedule": (VALID.replace('"active": true', '"active": "yes"'),
                      r"models\['m'\]\.schedule\.active is 'yes'"),
     "bad current": (VALID.replace('"current_version": null', '"current_version": "v3"'),
@@ -301,3 +301,79 @@ def test_lock_held_too_long_is_reported_and_nothing_is_written(registry, monkeyp
         holder.communicate()
     assert registry.path.read_bytes() == before
     Registry(registry.path).add_model("m", "lightgbm", {})  # a killed holder frees the lock
+
+
+# -- format 2: version statuses, versions beside the current one, the upgrade of format-1 files -------------
+FORMAT_1 = {"format": 1, "deleted": {}, "models": {"m": {
+    "name": "m", "kind": "lightgbm", "params": {}, "created": "2026-11-26T10:00:00+00:00",
+    "schedule": {"every_days": 7, "active": True}, "current_version": "v2",
+    "versions": [{**version(1900), "id": "v1", "status": "ready"}, {**version(1907), "id": "v2", "status": "ready"}]}}}
+
+
+def test_a_format_1_file_is_upgraded_in_place_once_validated(tmp_path):
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(FORMAT_1))
+    model = Registry(path).get("m")  # a plain read upgrades the file
+    assert [(v["id"], v["status"], v["artifact_kept"]) for v in model["versions"]] == [
+        ("v1", "retired", True), ("v2", "current", True)]
+    stored = json.loads(path.read_text())
+    assert stored["format"] == 2 and stored["models"]["m"] == model
+
+
+def test_a_malformed_format_1_file_is_refused_and_left_as_it_was(tmp_path):
+    path = tmp_path / "registry.json"
+    broken = json.loads(json.dumps(FORMAT_1))
+    broken["models"]["m"]["current_version"] = "v9"
+    path.write_text(json.dumps(broken))
+    before = path.read_bytes()
+    with pytest.raises(RegistryError, match=r"not a format-1 registry: models\['m'\].current_version 'v9'"):
+        Registry(path).models()
+    assert path.read_bytes() == before
+
+
+def test_a_rejected_version_is_added_beside_the_current_one(registry):
+    registry.add_model("m", "lightgbm", {})
+    registry.add_version("m", version(1900))
+    assert registry.add_version("m", {**version(1907), "status": "rejected"}, make_current=False) == "v2"
+    model = registry.get("m")
+    assert model["current_version"] == "v1" and [v["status"] for v in model["versions"]] == ["current", "rejected"]
+    assert not is_due(model, 1908)  # the rejected training counts: due again a week after it, not every day
+    assert is_due(model, 1914)
+    with pytest.raises(RegistryError, match="needs status rejected or retired"):
+        registry.add_version("m", {**version(1914), "status": "current"}, make_current=False)
+
+
+def test_a_new_current_version_retires_the_old_one_and_remembers_it(registry):
+    registry.add_model("m", "lightgbm", {})
+    registry.add_version("m", version(1900))
+    registry.add_version("m", version(1907))
+    v1, v2 = registry.get("m")["versions"]
+    assert (v1["status"], v2["status"], v2["previous"]) == ("retired", "current", "v1")
+    assert registry.set_current("m", "v1") == "v2"
+    v1, v2 = registry.get("m")["versions"]
+    assert (v1["status"], v2["status"], registry.get("m")["current_version"]) == ("current", "retired", "v1")
+
+
+def test_an_artifact_removed_by_retention_cannot_become_current_again(registry):
+    registry.add_model("m", "lightgbm", {})
+    for day in (1900, 1907, 1914):
+        registry.add_version("m", version(day))
+    assert registry.mark_artifacts_removed("m", ["v1"]) == ["v1"]
+    assert registry.get("m")["versions"][0]["artifact_kept"] is False
+    with pytest.raises(RegistryError, match="v1's artifact was removed by retention"):
+        registry.set_current("m", "v1")
+    with pytest.raises(RegistryError, match="refused to remove the artifact of m's current version v3"):
+        registry.mark_artifacts_removed("m", ["v3"])
+    with pytest.raises(RegistryError, match="has no version 'v7'; its versions: v1, v2, v3"):
+        registry.set_current("m", "v7")
+
+
+def test_two_versions_marked_current_are_reported_as_malformed(registry):
+    registry.add_model("m", "lightgbm", {})
+    registry.add_version("m", version(1900))
+    registry.add_version("m", version(1907))
+    data = json.loads(registry.path.read_text())
+    data["models"]["m"]["versions"][0]["status"] = "current"
+    registry.path.write_text(json.dumps(data))
+    with pytest.raises(RegistryError, match=r"the versions marked current are \['v1', 'v2'\]"):
+        registry.models()

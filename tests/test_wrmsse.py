@@ -73,13 +73,13 @@ def test_tiny_hierarchy_scores_as_computed_by_hand():
     expected = [total, total, stores, total, total, total, total, stores, stores, items, items, bottom]
     assert list(by_level.index) == [f"Level{i}" for i in range(1, 13)]
     assert by_level.to_numpy() == pytest.approx(expected, rel=1e-12)
-    assert _tiny().score(TINY_TRUE, TINY_PRED) == pytest.approx(sum(expected) / 12, rel=1e-12)
+    assert _tiny().score(TINY_TRUE, TINY_PRED).overall == pytest.approx(sum(expected) / 12, rel=1e-12)
 
 
 def test_one_shot_function_uses_the_28_day_window():
     sales = np.tile(TINY_SALES, 8)  # 32 days
     prices = np.tile(np.nan_to_num(TINY_PRICES), 8)
-    expected = WRMSSE(TINY_SERIES, sales, prices).score(TINY_TRUE, TINY_PRED)
+    expected = WRMSSE(TINY_SERIES, sales, prices).score(TINY_TRUE, TINY_PRED).overall
     assert wrmsse(TINY_SERIES, sales, prices, TINY_TRUE, TINY_PRED) == expected
     weights = WRMSSE(TINY_SERIES, sales, prices).weights
     last_28 = (sales[:, 4:] * prices[:, 4:]).sum()
@@ -96,12 +96,12 @@ def test_score_by_series_gives_every_aggregated_series_its_rmsse():
 def test_categorical_series_table_with_any_index_scores_the_same():
     series = TINY_SERIES.astype("category").set_axis([10, 11, 12, 13])
     evaluator = WRMSSE(series, TINY_SALES, TINY_PRICES, weight_days=3)
-    assert evaluator.score(TINY_TRUE, TINY_PRED) == _tiny().score(TINY_TRUE, TINY_PRED)
+    assert evaluator.score(TINY_TRUE, TINY_PRED).overall == _tiny().score(TINY_TRUE, TINY_PRED).overall
     assert evaluator.weights.equals(_tiny().weights)
 
 
 def test_perfect_forecast_scores_zero():
-    assert _tiny().score(TINY_TRUE, TINY_TRUE) == 0.0
+    assert _tiny().score(TINY_TRUE, TINY_TRUE).overall == 0.0
 
 
 def test_series_that_never_sold_has_no_say():
@@ -115,14 +115,29 @@ def test_series_that_never_sold_has_no_say():
     assert np.isfinite(by_level).all() and by_level["Level1"] > 0  # the sums it enters still count
 
 
-def test_weighted_series_with_flat_history_makes_the_score_infinite_unless_perfect():
+def test_weighted_series_with_flat_history_is_left_out_with_its_level_renormalised():
     sales = np.vstack([TINY_SALES[:3], [0, 2, 2, 2]])  # sells, but never changes: scale 0
     evaluator = WRMSSE(TINY_SERIES, sales, TINY_PRICES, weight_days=3)
-    assert _row(evaluator.weights, "Level12", "FOODS_1_002", "CA_2").scale == 0
-    assert evaluator.score(TINY_TRUE, TINY_TRUE) == 0.0
-    by_level = evaluator.score_by_level(TINY_TRUE, TINY_PRED)
-    assert by_level["Level12"] == math.inf
-    assert np.isfinite(by_level.drop("Level12")).all()
+    flat = _row(evaluator.weights, "Level12", "FOODS_1_002", "CA_2")
+    assert flat.scale == 0 and flat.dollar_sales == 8 and flat.scaled_weight == 0
+    score = evaluator.score(TINY_TRUE, TINY_PRED)
+    # A1 4, B1 16, A2 7 dollars remain at Level12: weights over 27, not 35
+    assert score.levels["Level12"] == pytest.approx(4 / 27 * math.sqrt(0.5) + 7 / 27 * math.sqrt(1 / 4), rel=1e-12)
+    assert np.isfinite(score.levels).all() and math.isfinite(score.overall)
+    assert score.excluded.to_dict() == {level: int(level == "Level12") for level in LEVELS}
+    assert (score.excluded_total, score.note) == (1, "1 series without a scale left out")
+    assert score.by_key()["12"] == (score.levels["Level12"], 1) and score.by_key()["all"] == (score.overall, 1)
+    assert evaluator.score(TINY_TRUE, TINY_TRUE).overall == 0.0
+    assert evaluator.weights.groupby("level").scaled_weight.sum().to_numpy() == pytest.approx(np.ones(12))
+
+
+@pytest.mark.parametrize("sales, levels", [
+    (np.ones((4, 4)), "Level1, Level2, Level3"),  # nothing ever changes
+    (np.array([[0, 2, 2, 2], [0, 0, 1, 1], [3, 3, 3, 3], [0, 0, 0, 1]]), "Level12"),  # only the sums change
+])
+def test_a_level_with_no_scalable_weighted_series_is_refused(sales, levels):
+    with pytest.raises(DataError, match=f"undefined: no node of {levels}"):
+        WRMSSE(TINY_SERIES, sales, np.ones((4, 4)), weight_days=3)
 
 
 @pytest.mark.parametrize("change, words", [
@@ -186,7 +201,7 @@ def m5_slice(m5_dir):
 @pytest.mark.real_data
 def test_perfect_forecast_scores_zero_on_the_slice(m5_slice):
     evaluator, _, actual, _ = m5_slice
-    assert evaluator.score(actual, actual) == 0.0
+    assert evaluator.score(actual, actual).overall == 0.0
 
 
 @pytest.mark.real_data
@@ -194,7 +209,7 @@ def test_naive_scores_worse_than_seasonal_naive_on_the_slice(m5_slice):
     evaluator, train, actual, _ = m5_slice
     naive = np.repeat(train[:, -1:], 28, axis=1)
     seasonal = np.tile(train[:, -7:], 4)
-    naive_score, seasonal_score = evaluator.score(actual, naive), evaluator.score(actual, seasonal)
+    naive_score, seasonal_score = evaluator.score(actual, naive).overall, evaluator.score(actual, seasonal).overall
     assert 0 < seasonal_score < naive_score
     assert naive_score == pytest.approx(1.0652, abs=1e-4)  # measured; guards against silent drift
     assert seasonal_score == pytest.approx(0.8543, abs=1e-4)

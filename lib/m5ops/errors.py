@@ -29,6 +29,10 @@ class StoreError(M5opsError):
     """A state file of the workspace (``runs.db``) could not be opened, read or written."""
 
 
+class LedgerError(StoreError):
+    """The forecast ledger refused a request: an issue stored twice, or one that is not there."""
+
+
 class RunError(StoreError):
     """The run store refused a request: an unknown run, or a run in the wrong state for it."""
 
@@ -51,6 +55,10 @@ class NotFittedError(ModelError):
 
 class ArtifactError(ModelError):
     """A saved model version is missing, incomplete, or of another kind than asked for."""
+
+
+class ServingError(M5opsError):
+    """A serving change was refused: promote, rollback or a setting that cannot apply as asked."""
 
 
 class RunFailed(M5opsError):

@@ -1,21 +1,21 @@
-"""Commands on models and their runs: models, kinds, create, train, evaluate, pause, resume, delete, runs, metrics, forecast."""
+"""Commands on models and their runs: models, kinds, create, train, evaluate, pause, resume, delete, runs, metrics."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import math
 
 import pandas as pd
 
 from m5ops.cli.arguments import out_file, positive_int
 from m5ops.cli.progress_bar import terminal_bar
-from m5ops.data.schema import HORIZON, day_label
-from m5ops.errors import ParameterError, RunFailed, WorkspaceError
+from m5ops.errors import ParameterError, RunFailed
+from m5ops.evaluation.hierarchy import METRIC_LEVELS, OVERALL, level_title
+from m5ops.evaluation.metrics import excluded_note, format_score
 from m5ops.models import describe_kinds
 from m5ops.pipeline import lifecycle as management
-from m5ops.pipeline.modeling import WorkspaceData, forecast_matrix, load_current, test_input
-from m5ops.stores.atomic import atomic_path
+from m5ops.pipeline import serving
 from m5ops.stores.layout import Workspace
-from m5ops.stores.metrics import MetricStore
+from m5ops.stores.metrics import LEVELLED_METRIC, MetricStore
 from m5ops.stores.registry import Registry
 from m5ops.stores.runs import RunStore, failed_run_line
 
@@ -43,6 +43,8 @@ def add_parsers(sub) -> None:
         p.add_argument("name")
         if name == "train":
             p.add_argument("--queue", action="store_true", help="ask the running runner to do it")
+            p.add_argument("--force", action="store_true", help="make the new version current even if the gate"
+                                                                " finds it worse than the current one")
 
     p = sub.add_parser("evaluate", help="evaluate models now")
     p.add_argument("names", nargs="*")
@@ -52,24 +54,34 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=positive_int, default=20)
 
-    p = sub.add_parser("metrics", help="the metrics history")
+    p = sub.add_parser("metrics", help="the metrics history: backtest (the test window) and live (issued forecasts)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--model")
-
-    p = sub.add_parser("forecast", help="the current version's forecast of the test window (M5 layout)")
-    p.add_argument("name")
-    p.add_argument("--out", required=True, type=out_file)
+    p.add_argument("--source", choices=["backtest", "live", "all"], default="all",
+                   help="backtest: each day's test window; live: issued forecasts against what then happened")
+    p.add_argument("--level", default=OVERALL, metavar="LEVEL",
+                   help="'all' (default: every metric, overall) or a WRMSSE level 1-12 (1 total ... 12 item x store)")
 
 
 def cmd_models(workspace: Workspace, args: Args):
     registry = Registry(workspace.require().registry_path)
     models, deleted = registry.models(), registry.deleted()
-    if args.json:
-        return {"models": models, "deleted": deleted}
+    production = serving.resolve(workspace, models)
+    if args.json:  # each version with its lineage, and its status as served (serving, current, rejected, retired)
+        return {"models": serving.with_statuses(models, production), "deleted": deleted,
+                "production": production and production.as_dict()}
     rows = [{"name": n, "kind": m["kind"], "state": "active" if m["schedule"]["active"] else "paused",
-             "versions": len(m["versions"]), "current": m.get("current_version") or "-",
+             "versions": len(m["versions"]), "current": _current_label(m, production),
              "last_trained": (m["versions"][-1]["sim_date"] if m["versions"] else "-")} for n, m in models.items()]
     return pd.DataFrame(rows).to_string(index=False) if rows else "no models"
+
+
+def _current_label(model: dict, production) -> str:
+    """``v3``, ``v3 (serving)``, or ``-``."""
+    current = model.get("current_version")
+    if current is None:
+        return "-"
+    return f"{current} (serving)" if production and production.model == model["name"] else current
 
 
 def cmd_kinds(workspace: Workspace, args: Args):
@@ -102,11 +114,25 @@ def cmd_create(workspace: Workspace, args: Args) -> str:
 
 def cmd_train(workspace: Workspace, args: Args) -> str:
     Registry(workspace.require().registry_path).get(args.name)
-    params = {"model": args.name, "manual": True}
+    params = {"model": args.name, "manual": True, "force": args.force, "actor": "cli"}
     if args.queue:
         run_id = RunStore(workspace.runs_path).enqueue("train", model=args.name, params=params)
         return f"queued training of {args.name} as run {run_id}"
-    return _finished(_run_in_foreground(workspace, "train", params, f"train {args.name}"))
+    run = _run_in_foreground(workspace, "train", params, f"train {args.name}")
+    return f"{_finished(run)}\n{_verdict_line(workspace, args.name, run['id'])}"
+
+
+def _verdict_line(workspace: Workspace, name: str, run_id: str) -> str:
+    """What the gate made of the version a run trained."""
+    model = Registry(workspace.registry_path).get(name)
+    version = next((v for v in reversed(model["versions"]) if (v.get("lineage") or {}).get("run_id") == run_id), None)
+    if version is None:
+        return f"{name}: no version of this run is registered"
+    gate = version.get("gate") or {}
+    outcome = {"accepted": "is current", "forced": "is current (forced past the gate)",
+               "rejected": f"was rejected; {model.get('current_version')} stays current"}.get(gate.get("verdict"), "")
+    return f"{name} {version['id']} {outcome}: WRMSSE {gate.get('candidate')}" \
+           f" against {gate.get('incumbent_version') or 'no current version'} {gate.get('incumbent') or ''}".rstrip()
 
 
 def cmd_evaluate(workspace: Workspace, args: Args) -> str:
@@ -173,26 +199,48 @@ def cmd_metrics(workspace: Workspace, args: Args):
         registry = Registry(workspace.require().registry_path)
         if args.model not in registry.deleted():
             registry.get(args.model)  # refuses an unknown model, listing the known ones
-    history = MetricStore(workspace.require().runs_path).history(model=args.model)
+    source = None if args.source == "all" else args.source
+    level = _metric_level(args.level)
+    history = MetricStore(workspace.require().runs_path).history(model=args.model, source=source, level=level)
     if args.json:
-        return history.to_dict("records")
+        return [_json_row(_metric_record(row)) for row in history.to_dict("records")]
     if history.empty:
         return "no metrics yet: models are evaluated once they have a version ('m5ops tick')"
-    return history.pivot_table(index=["sim_date", "model"], columns="metric", values="value").to_string()
+    return "\n\n".join(f"{name}:\n" + _metrics_text(history[history["source"] == name], level)
+                       for name in ("backtest", "live") if (history["source"] == name).any())
 
 
-def cmd_forecast(workspace: Workspace, args: Args) -> str:
-    data = WorkspaceData.open(workspace.require().home)
-    loaded = load_current(data, args.name)
-    if loaded is None:
-        raise WorkspaceError(f"model {args.name!r} has no version yet: train it with 'm5ops train {args.name}'")
-    model, version = loaded
-    matrix = forecast_matrix(model, test_input(data), len(data.series))
-    frame = pd.DataFrame(matrix[:, :HORIZON], columns=[f"F{i}" for i in range(1, matrix.shape[1] + 1)][:HORIZON])
-    frame.insert(0, "id", data.series["id"].astype(str).to_numpy())
-    from m5ops.stores.atomic import atomic_path
+def _metric_level(level: str) -> str:
+    """A level of the metrics history ('all', '1'..'12'), or a ParameterError naming the choices."""
+    if str(level) not in METRIC_LEVELS:
+        raise ParameterError(f"--level {level!r} is not a level; use 'all' or a WRMSSE level 1-12 "
+                             "(1 total, 3 store, 9 store x department, 12 item x store)")
+    return str(level)
 
-    with atomic_path(Path(args.out)) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.4f")
-    start, end = data.split.test_range()
-    return f"wrote the {args.name} {version['id']} forecast of {day_label(start)}..{day_label(end)} to {args.out}"
+
+def _json_row(row: dict) -> dict:
+    """A history row for --json: no NaN or inf (such a value is null, with its reason as ``note``)."""
+    plain = {key: None if value is pd.NA or isinstance(value, float) and not math.isfinite(value) else value
+             for key, value in row.items()}
+    notes = [format_score(row["metric"], row["value"])] if plain["value"] is None else []
+    notes += [excluded_note(plain["excluded"])] if plain.get("excluded") else []
+    return {**plain, "note": "; ".join(notes)} if notes else plain
+
+
+def _metrics_text(history: pd.DataFrame, level: str) -> str:
+    """One line per (day, model): each metric formatted (n/a with its reason), the left-out note last."""
+    history = history.assign(text=[format_score(m, v) for m, v in zip(history["metric"], history["value"])])
+    index = ["sim_date", "model"] + (["version", "issue_day", "horizon"] if (history["source"] == "live").any() else [])
+    table = history.pivot_table(index=index, columns="metric", values="text", aggfunc="last")
+    left_out = history[history["metric"] == LEVELLED_METRIC].set_index(index)["excluded"]
+    table["note"] = [excluded_note(None if pd.isna(n) else int(n)) for n in left_out.reindex(table.index)]
+    title = f"WRMSSE at {level_title(level)}" if level != OVERALL else "metrics, overall"
+    return f"{title}\n{table.to_string()}"
+
+
+def _metric_record(row: dict) -> dict:
+    """A metrics row for --json: horizon and issue day only on live rows (0 means nothing on a backtest)."""
+    if row["source"] != "live":
+        row.pop("horizon"), row.pop("issue_day")
+    return row
+

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from m5ops.cli.arguments import out_file
 from m5ops.data.store import DayStore
+from m5ops.data.synthetic import SIZES
 from m5ops.errors import ParameterError, RunFailed, WorkspaceDamaged
 from m5ops.models.progress import progress_text
 from m5ops.pipeline.check import as_json, check_workspace
 from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 from m5ops.stores.atomic import atomic_path
-from m5ops.stores.layout import Workspace
+from m5ops.stores.layout import DEFAULT_KEEP_FORECASTS, Workspace
 from m5ops.stores.runs import RunStore, failed_run_line
 from m5ops.stores.status import workspace_status
 
@@ -29,11 +30,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--stores", nargs="+")
     p.add_argument("--categories", nargs="+")
     p.add_argument("--departments", nargs="+")
-    p.add_argument("--items", type=int, help="keep N items (synthetic: items per department)")
+    p.add_argument("--size", choices=list(SIZES),
+                   help="synthetic shape: demo (210 series, the default) or full (M5's 30,490 series x 1,941 days); "
+                        "--days and --stores narrow it, --items replaces it")
+    p.add_argument("--items", type=int, help="keep N items (synthetic: items per department, instead of --size)")
     p.add_argument("--days", type=int, help="days of history (synthetic: to generate; m5: the last N days)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-days", type=int, default=28)
     p.add_argument("--outputs", help="folder for executed notebooks (default: <home>/outputs)")
+    p.add_argument("--keep-forecasts", metavar="DAYS|all", default=str(DEFAULT_KEEP_FORECASTS),
+                   help=f"issue days of forecasts kept for models that do not serve (default {DEFAULT_KEEP_FORECASTS};"
+                        " the serving model keeps every issue); 'all' keeps everything")
     p.add_argument("--force", action="store_true", help="replace an existing workspace")
 
     p = sub.add_parser("tick", help="run N simulated days now: arrival, evaluation, due trainings")
@@ -52,15 +59,31 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, type=out_file)
 
 
-def cmd_init(workspace: Workspace, args: Args) -> str:
+def init_options(args: Args) -> InitOptions:
+    """What ``m5ops init`` was asked for, as ``init_workspace`` takes it."""
     subset = {k: getattr(args, k) for k in ("states", "stores", "categories", "departments") if getattr(args, k)}
-    options = InitOptions(source=args.source, m5_dir=args.m5_dir, start_day=args.start_day, subset=subset,
-                          items=args.items, days=args.days, seed=args.seed, test_days=args.test_days,
-                          outputs=args.outputs)
+    return InitOptions(source=args.source, m5_dir=args.m5_dir, start_day=args.start_day, subset=subset,
+                       size=args.size, items=args.items, days=args.days, seed=args.seed,
+                       test_days=args.test_days, outputs=args.outputs,
+                       keep_forecasts=_keep_forecasts(args.keep_forecasts))
+
+
+def cmd_init(workspace: Workspace, args: Args) -> str:
+    options = init_options(args)
     init_workspace(workspace.home, options, force=args.force)
     status = workspace_status(workspace)
     return (f"workspace ready at {workspace.home}: {status.series} series, today {status.today} "
             f"({status.date}), {status.held_back_left} real days held back")
+
+
+def _keep_forecasts(text: str) -> int | None:
+    """``--keep-forecasts``: a number of days, or 'all' (None); the range is checked by init."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ParameterError(f"--keep-forecasts {text!r} is not a number of days; give e.g. 56, or 'all'") from None
 
 
 def cmd_tick(workspace: Workspace, args: Args) -> str:

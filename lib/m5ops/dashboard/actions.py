@@ -30,7 +30,7 @@ def train_now(workspace: Workspace, name: str) -> str:
     if open_runs:
         raise RegistryError(f"{name} already has a training {open_runs[0]['status']} (run {open_runs[0]['id']});"
                             " wait for it to finish")
-    run_id = runs.enqueue("train", model=name, params={"model": name, "manual": True})
+    run_id = runs.enqueue("train", model=name, params={"model": name, "manual": True, "actor": "dashboard"})
     resumes = "" if model["schedule"]["active"] else " (a manual training resumes the paused model)"
     return f"queued training of {name} as run {run_id}{resumes}{_runner_note(workspace)}"
 
@@ -63,7 +63,7 @@ def resume(workspace: Workspace, name: str) -> str:
 
 def delete(workspace: Workspace, name: str) -> str:
     """Delete a model and its artifacts; its runs, metrics and executed notebooks stay."""
-    management.delete_model(workspace, name)
+    management.delete_model(workspace, name, actor="dashboard")
     return f"deleted {name}; its runs, metrics and executed notebooks stay"
 
 

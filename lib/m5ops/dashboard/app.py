@@ -1,4 +1,4 @@
-"""The dashboard: header, progress, models, create form, monitoring, runs and data, refreshed live.
+"""The dashboard: header, progress, production, models, create form, monitoring, runs and data, refreshed live.
 
 ``show()`` is all the Voila notebook calls. The first snapshot is read before the page is sent,
 so the first render is complete; after that an asyncio task on the kernel's event loop reads a
@@ -20,6 +20,7 @@ import ipywidgets as w
 from m5ops.dashboard.charts import MetricChart, TotalsChart
 from m5ops.dashboard.create_form import CreateForm
 from m5ops.dashboard.models_panel import ModelsPanel
+from m5ops.dashboard.production_panel import ProductionPanel
 from m5ops.dashboard.progress_panel import ProgressPanel
 from m5ops.dashboard.runs_panel import RunsPanel
 from m5ops.dashboard.state import Snapshot, WorkspaceReader
@@ -89,6 +90,7 @@ class Dashboard:
         self.alerts = css(w.HTML(""), "m5-alerts")
         self.alerts.layout.display = "none"
         self.progress = ProgressPanel()
+        self.production = ProductionPanel(self.workspace, self.actions)
         self.models = ModelsPanel(self.workspace, self.actions)
         self.form = CreateForm(self.workspace, self.actions, taken=lambda: self.reader.registry_data()["models"])
         self.chart = MetricChart(on_metric=self.refresh_soon)
@@ -100,9 +102,10 @@ class Dashboard:
         self._refreshing = self._again = False
         self._last_error: str | None = None
         self.snapshot: Snapshot | None = None
-        self.apply(self.reader.snapshot(self.chart.metric.value))
+        self.apply(self.reader.snapshot(self.chart.metric.value, self.chart.scope.value, self.chart.chosen_level()))
         title = w.HTML(f"{STYLE}<h2>m5ops <small>{html.escape(str(self.workspace.home))}</small></h2>")
-        panels = [title, self.alerts, self.header, self.progress.widget, self.messages.box, self.models.widget,
+        panels = [title, self.alerts, self.header, self.progress.widget, self.messages.box, self.production.widget,
+                  self.models.widget,
                   self.form.widget, self.chart.widget, self.runs.widget, self.data.widget]
         self.widget = css(w.VBox(panels), "m5-dashboard")
 
@@ -117,19 +120,22 @@ class Dashboard:
             self.alerts.value = banner
             self.alerts.layout.display = "block" if banner else "none"
         self.progress.update(snap.running)
+        if snap.production is not None:
+            self.production.update(snap.production)
         self.models.update(snap.models)
-        self.chart.update(snap.history, snap.live, snap.deleted, snap.metric)
+        self.chart.update(snap.history, snap.live, snap.deleted, snap.metric, snap.scope, snap.level)
         self.runs.update(snap.runs)
         self.data.update(snap.totals, data_facts(snap.header))
 
     async def refresh(self) -> None:
         """Read a snapshot in a worker thread and apply it; a failure shows once as a message."""
         if self._refreshing:
-            self._again = True  # e.g. another metric was chosen meanwhile: read once more after this one
+            self._again = True  # e.g. another metric or level was chosen meanwhile: read once more after this one
             return
         self._refreshing, self._again = True, False
         try:
-            read = functools.partial(self.reader.snapshot, self.chart.metric.value)
+            read = functools.partial(self.reader.snapshot, self.chart.metric.value, self.chart.scope.value,
+                                     self.chart.chosen_level())
             snap = await asyncio.get_running_loop().run_in_executor(None, read)
             self.apply(snap)
             self._last_error = None

@@ -2,11 +2,13 @@
 
 The metric chart is one ``Lines`` mark holding one line per model over the union of evaluated
 days (NaN where a model has no value, drawn as a gap), so that 20 models and a year of days
-stay one mark to draw. Redrawn only when the chosen metric, the chosen models or the history
-changed.
+stay one mark to draw. Redrawn only when the chosen metric, level, models or the history
+changed. WRMSSE can be shown at each of its 12 levels (the level picker); its note says how many
+series each model's latest value left out for lack of a scale.
 """
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 import bqplot as bq
@@ -14,8 +16,11 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
-from m5ops.dashboard.state import METRICS, metric_lines
+from m5ops.dashboard.state import BACKTEST, METRICS, SCOPES, WINDOW, latest_excluded, metric_lines
 from m5ops.dashboard.widgets import css
+from m5ops.evaluation.hierarchy import METRIC_LEVELS, OVERALL, level_title
+from m5ops.evaluation.metrics import excluded_note
+from m5ops.stores.metrics import LEVELLED_METRIC
 
 PALETTE = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb", "#000000",
            "#ee7733", "#0077bb", "#33bbee", "#ee3377", "#cc3311", "#009988", "#882255", "#999933",
@@ -38,12 +43,14 @@ def _figure(title: str, x_scale, y_scale, marks, y_label: str, cls: str, **layou
 
 
 class MetricChart:
-    """The monitoring chart with its controls: metric, models, show deleted models."""
+    """The monitoring chart with its controls: metric, scores (backtest or live), WRMSSE level, models, deleted models."""
 
     def __init__(self, on_metric: Callable[[], None] | None = None):
-        self.history = pd.DataFrame(columns=["sim_day", "model", "version", "metric", "value"])
+        self.history = pd.DataFrame(columns=["sim_day", "model", "version", "metric", "value", "excluded"])
         self.history_metric = "wmape"  # the metric whose history ``history`` holds
-        self.on_metric = on_metric  # asks for the newly chosen metric's history (read off the event loop)
+        self.history_scope = BACKTEST  # in which scope (the backtest, or live by horizon or issue window)
+        self.history_level = OVERALL  # and at which level
+        self.on_metric = on_metric  # asks for the newly chosen metric's (or level's) history, read off the event loop
         self.live: list[str] = []
         self.deleted: list[str] = []
         self.order: list[str] = []  # every model seen, for stable colours
@@ -53,6 +60,11 @@ class MetricChart:
         self._history_version = 0
         self.metric = css(w.Dropdown(options=[(label, key) for key, label in METRICS.items()], value="wmape",
                                      description="metric", layout=w.Layout(width="260px")), "m5-metric-choice")
+        self.scope = css(w.Dropdown(options=[(label, key) for key, label in SCOPES.items()], value=BACKTEST,
+                                    description="scores", layout=w.Layout(width="260px")), "m5-scope-choice")
+        self.level = css(w.Dropdown(options=[(level_title(key), key) for key in METRIC_LEVELS], value=OVERALL,
+                                    description="level", disabled=True, layout=w.Layout(width="260px")),
+                         "m5-level-choice")
         self.models = css(w.SelectMultiple(options=[], rows=6, description="models",
                                            layout=w.Layout(width="260px")), "m5-model-choice")
         self.show_deleted = css(w.Checkbox(value=False, description="show deleted models", indent=False),
@@ -63,20 +75,36 @@ class MetricChart:
                               display_legend=True, labels=[], colors=PALETTE, stroke_width=2,
                               tooltip=bq.Tooltip(fields=["name"], labels=["model"]))
         self.figure = _figure("Metric over simulated time", self.x, self.y, [self.lines], "WMAPE", "m5-metric-chart")
-        self.metric.observe(lambda _: self.on_metric and self.on_metric(), names="value")
+        self.metric.observe(self._metric_chosen, names="value")
+        self.scope.observe(self._metric_chosen, names="value")
+        self.level.observe(lambda _: self.on_metric and self.on_metric(), names="value")
         self.show_deleted.observe(lambda _: self._sync_options(), names="value")
         self.models.observe(self._user_chose, names="value")
         self.widget = css(w.VBox([w.HTML("<h3>Monitoring</h3>"),
-                                  w.HBox([self.figure, w.VBox([self.metric, self.models, self.show_deleted, self.note],
+                                  w.HBox([self.figure, w.VBox([self.metric, self.scope, self.level, self.models, self.show_deleted, self.note],
                                                               layout=w.Layout(min_width="280px"))])]),
                           "m5-monitoring")
 
+    def _metric_chosen(self, _change=None) -> None:
+        """Only backtest WRMSSE has levels: the level picker serves it alone; then ask for the new history."""
+        self.level.disabled = not self._levelled()
+        if self.on_metric:
+            self.on_metric()
+
+    def chosen_level(self) -> str:
+        """The level to read: the picked one for WRMSSE, the overall value of any other metric."""
+        return self.level.value if self._levelled() else OVERALL
+
+    def _levelled(self) -> bool:
+        """Whether the chosen metric and scope have levels (backtest WRMSSE)."""
+        return self.metric.value == LEVELLED_METRIC and self.scope.value == BACKTEST
+
     def update(self, history: pd.DataFrame, live: tuple[str, ...], deleted: tuple[str, ...],
-               metric: str = "wmape") -> None:
-        """New data (the history of ``metric``): keep the user's choice of models, redraw what changed."""
+               metric: str = "wmape", scope: str = BACKTEST, level: str = OVERALL) -> None:
+        """New data (``metric``'s history in ``scope``, at ``level``): keep the choice of models, redraw what changed."""
         if history is not self.history:
             self.history, self._history_version = history, self._history_version + 1
-        self.history_metric = metric
+        self.history_metric, self.history_scope, self.history_level = metric, scope, level
         self.live, self.deleted = list(live), list(deleted)
         for name in [*live, *deleted]:
             if name not in self.order:
@@ -114,7 +142,8 @@ class MetricChart:
     def draw(self) -> None:
         """Redraw the lines of the chosen metric and models when they differ from what is drawn."""
         metric, models = self.history_metric, self.chosen()
-        key = (metric, tuple(models), self._history_version, tuple(self.deleted))
+        key = (metric, self.history_scope, self.history_level, tuple(models), self._history_version,
+               tuple(self.deleted))
         if key == self._drawn:
             return
         self._drawn = key
@@ -128,9 +157,29 @@ class MetricChart:
             self.lines.labels = [f"{m} (deleted)" if m in self.deleted else m for m in names]
             self.lines.colors = [color_of(m, self.order) for m in names] or PALETTE
             self.lines.marker = "circle" if names and len(dates) <= 30 else None
-        self.figure.axes[1].label = METRICS[metric]
+        self.figure.axes[1].label = self._label()
+        self.figure.title = f"{METRICS[metric]} over simulated time: {SCOPES[self.history_scope]}"
+        self.note.value = self._note(models, lines)
+
+    def _label(self) -> str:
+        """The value axis: the metric, and the WRMSSE level when it is not the overall value."""
+        label = METRICS[self.history_metric]
+        return label if self.history_level == OVERALL else f"{label}, {level_title(self.history_level)}"
+
+    def _note(self, models: list[str], lines: dict) -> str:
+        """Models without values yet, and the series each model's latest WRMSSE left out."""
         missing = [m for m in models if m not in lines]
-        self.note.value = (f"<small>no {METRICS[metric]} yet for: {', '.join(missing)}</small>" if missing else "")
+        notes = [_missing_note(self.history_metric, self.history_scope, missing)] if missing else []
+        notes += [f"{model}: {excluded_note(count)}" for model, count in latest_excluded(self.history, models).items()]
+        return "".join(f"<small class='m5-chart-note-line'>{html.escape(note)}</small><br>" for note in notes)
+
+
+def _missing_note(metric: str, scope: str, missing: list[str]) -> str:
+    """Why some chosen models have no line."""
+    if scope == WINDOW and metric != "wrmsse":
+        return "per issue window only WRMSSE is scored: pick WRMSSE, or a horizon"
+    why = "" if scope == BACKTEST else " (live scores come as the days an issued forecast covers arrive)"
+    return f"no {METRICS[metric]} yet for: {', '.join(missing)}{why}"
 
 
 def _two_dimensional(dates: np.ndarray, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,10 @@ from m5ops.dashboard.state import METRICS, ModelRow, format_value
 from m5ops.dashboard.widgets import Actions, button, css, html_cell, shared_layout, sync_rows
 from m5ops.stores.layout import Workspace
 
+# the note (series a WRMSSE left out, why a score is n/a) sits right after the WRMSSE column
 COLUMNS = [("model", "name", 150), ("kind", "kind", 120), ("state", "state", 64), ("versions", "versions", 72),
            ("last trained", "trained", 92), *[(label.split()[0], key, 72) for key, label in METRICS.items()],
-           ("request", "request", 80)]
+           ("note", "note", 260), ("request", "request", 80)]
 PENDING = {"queued": "queued", "running": "training"}
 CELL = "display:inline-block;overflow:hidden;white-space:nowrap;vertical-align:middle;width:{}px"
 
@@ -27,9 +28,16 @@ def row_cells(row: ModelRow | None) -> str:
         texts = [title for title, _, _ in COLUMNS]
     else:
         texts = [row.name, row.kind, row.state, f"{row.versions} ({row.current})" if row.current else "0",
-                 row.last_trained or "-", *[format_value(v) for _, v in row.metrics], PENDING.get(row.pending, "")]
-    return "".join(f"<span class='m5-col-{key}' style='{CELL.format(width)}'>{html.escape(text)}</span>"
-                   for (_, key, width), text in zip(COLUMNS, texts))
+                 row.last_trained or "-", *[format_value(v, key in row.undefined) for key, v in row.metrics],
+                 row.note, PENDING.get(row.pending, "")]
+    return "".join(_cell(key, width, text) for (_, key, width), text in zip(COLUMNS, texts))
+
+
+def _cell(key: str, width: int, text: str) -> str:
+    """One cell; the note also as a tooltip, in case its column cuts it short."""
+    escaped = html.escape(text)
+    title = f" title='{escaped}'" if key == "note" and text else ""
+    return f"<span class='m5-col-{key}' style='{CELL.format(width)}'{title}>{escaped}</span>"
 
 
 class ModelRowView:

@@ -56,6 +56,11 @@ EVENT_BY_CATEGORY = {
     ("SuperBowl", "FOODS"): 1.12, ("SuperBowl", "HOBBIES"): 0.9, ("Halloween", "HOBBIES"): 1.2,
     ("ValentinesDay", "HOBBIES"): 1.1, ("Mother's day", "HOBBIES"): 0.9,
 }
+# Named sizes (``m5ops init --size``) as arguments of ``generate``; None items = M5's own counts.
+SIZES = {
+    "demo": {"n_items_per_dept": 3, "n_days": 1941},  # 21 items x 10 stores = 210 series
+    "full": {"n_items_per_dept": None, "n_days": 1941},  # the whole M5 shape: 30,490 series
+}
 _BLOCK = 2048  # series per block: bounds the float64 temporaries to ~32 MB each
 _LAUNCH_SHARE = 0.25  # items put on sale during the history; M5 totals grow ~40% over 2011-2016
 _STOCKOUT_EXIT = 0.3  # weekly chance an out-of-stock spell ends (mean spell ~3 weeks)
@@ -75,6 +80,14 @@ def generate(n_items_per_dept: int | None = None, *, n_series: int | None = None
     weekly_price = _weekly_prices(series, item_of, days["n_weeks"], price_rng)
     sales, prices = _simulate(days, params, weekly_price, sales_rng)
     return M5Dataset(series, calendar, sales, prices, first_day=1)
+
+
+def shape(n_items_per_dept: int | None = None, *, n_series: int | None = None, n_days: int = 1941,
+          stores=STORES, calendar_days_ahead: int = 28) -> tuple[int, int]:
+    """(series, days) that ``generate`` makes from the same arguments, computed without generating."""
+    stores = _check_args(n_items_per_dept, n_series, n_days, stores, calendar_days_ahead)
+    counts = _dept_counts(n_items_per_dept, n_series, len(stores))
+    return (n_series if n_series is not None else sum(counts.values()) * len(stores)), n_days
 
 
 # --- sizes and hierarchy --------------------------------------------------------------------

@@ -3,17 +3,22 @@
 ``evaluate_forecast`` gives the metrics the project stores in its history, under the names of
 ``METRICS``. The point metrics take arrays of any one shape (usually (n_series, horizon)) and
 average over every cell; WRMSSE lives in ``m5ops.evaluation.wrmsse`` and is re-exported here.
+
+A value that is undefined (WMAPE of a window without sales) is stored as None, never as NaN
+or inf, and ``format_score`` shows it with its reason: the one place that words it.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from m5ops.errors import DataError, ParameterError
-from m5ops.evaluation.wrmsse import LEVELS, WRMSSE, wrmsse
+from m5ops.evaluation.wrmsse import LEVELS, WRMSSE, WRMSSEScore, excluded_note, wrmsse
 
 __all__ = [
-    "METRICS", "TWEEDIE_EPS", "LEVELS", "WRMSSE",
-    "mae", "wmape", "rmse", "tweedie_deviance", "wrmsse", "evaluate_forecast",
+    "METRICS", "TWEEDIE_EPS", "LEVELS", "WRMSSE", "WRMSSEScore", "UNDEFINED",
+    "mae", "wmape", "rmse", "tweedie_deviance", "wrmsse", "evaluate_forecast", "format_score", "excluded_note",
 ]
 
 METRICS = ("mae", "wmape", "rmse", "tweedie", "wrmsse")
@@ -26,6 +31,10 @@ METRICS = ("mae", "wmape", "rmse", "tweedie", "wrmsse")
 # the ranking of models says more about their zero cells than their accuracy. The price: a
 # correct forecast of 0 costs 4*sqrt(1e-3) ~ 0.13 instead of 0. Predictions above it are untouched.
 TWEEDIE_EPS = 1e-3
+# Why a metric can have no value; shown beside it wherever a score is shown.
+UNDEFINED = {"wmape": "no sales in the window"}
+NO_VALUE = "not recorded"
+NOT_FINITE = "not finite (recorded before undefined values were stored as such)"
 
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -91,8 +100,8 @@ def tweedie_deviance(y_true, y_pred, power: float = 1.5) -> float:
     return float(np.mean(dev))
 
 
-def evaluate_forecast(y_true, y_pred, *, wrmsse: WRMSSE | None = None) -> dict[str, float]:
-    """The metrics of ``METRICS`` for one forecast; ``wrmsse`` only when an evaluator is given."""
+def evaluate_forecast(y_true, y_pred, *, wrmsse: WRMSSE | None = None) -> dict[str, float | None]:
+    """The metrics of ``METRICS`` for one forecast (None where undefined); ``wrmsse`` only with an evaluator."""
     scores = {
         "mae": mae(y_true, y_pred),
         "wmape": wmape(y_true, y_pred),
@@ -100,5 +109,15 @@ def evaluate_forecast(y_true, y_pred, *, wrmsse: WRMSSE | None = None) -> dict[s
         "tweedie": tweedie_deviance(y_true, y_pred),
     }
     if wrmsse is not None:
-        scores["wrmsse"] = wrmsse.score(y_true, y_pred)
-    return scores
+        scores["wrmsse"] = wrmsse.score(y_true, y_pred).overall
+    return {name: value if math.isfinite(value) else None for name, value in scores.items()}
+
+
+def format_score(metric: str, value: float | None) -> str:
+    """A score in four significant digits, or why there is none ('n/a: no sales in the window').
+
+    NaN counts as None: it is how pandas reads a stored NULL (SQLite stores no NaN).
+    """
+    if value is None or math.isnan(value):
+        return f"n/a: {UNDEFINED.get(metric, NO_VALUE)}"
+    return f"{value:.4g}" if math.isfinite(value) else f"n/a: {NOT_FINITE}"

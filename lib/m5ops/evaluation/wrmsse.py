@@ -1,119 +1,79 @@
 """WRMSSE, the M5 accuracy metric, as the M5 competitors guide and the organizers' R code define it.
 
-Every bottom series (item x store) is summed into the 42,840-style hierarchy of 12 levels
-(``LEVELS``). For each aggregated series::
+Every bottom series (item x store) is summed into the hierarchy of 12 levels (``hierarchy.LEVELS``).
+For each aggregated series (node)::
 
     RMSSE = sqrt( mean_h (y - yhat)^2 / scale )
-    scale = mean of (y_t - y_{t-1})^2 over its training history from its first non-zero sale
+    scale = mean of (y_t - y_{t-1})^2 over its whole history from its first non-zero sale
 
-Each series is weighted by its dollar sales (units x sell price) over the last 28 training days,
-normalised to sum to 1 within its level; the score of a level is the weighted sum of its RMSSEs
-and WRMSSE is the mean of the 12 level scores (each level weighs 1/12). ``score_by_level``
-returns the 12 level scores, the numbers of the organizers' "Scores and Ranks" table.
+Each node is weighted by its dollar sales (units x sell price) over the last 28 days before the
+forecast window, normalised to sum to 1 within its level; the score of a level is the weighted
+sum of its RMSSEs and WRMSSE is the mean of the 12 level scores (each level weighs 1/12).
+The scales come from ``scales.ScaleState`` (running sums, so that daily monitoring need not
+re-read the history); ``WRMSSE(series, sales, prices)`` builds them from a history in memory.
 
-Series that cannot be scaled (their history, from the first sale on, never changes, or has no
-step at all, or they never sold): the organizers' code does no special handling. It divides by
-the zero scale (``mean(diff(x)^2)`` is 0, or NaN for a single day), so such a series would make
-the score Inf or NaN. It never arises on the full M5 data (the published scores are finite, so
-every series there sold and varied), but it can on a slice or an early cutoff. We keep the
-official arithmetic where it carries meaning and pin down the two edge cases:
-
-- a series whose weight is 0 (no dollar sales in the weight window, which includes every series
-  that never sold) contributes 0, as its weight says; official code would give ``0 x Inf = NaN``;
-- a weighted series with scale 0 (``weights.scale == 0``) gets RMSSE = +inf when its forecast
-  has any error, as in the official code, so the score is +inf: loud, never silently dropped
-  (some popular Kaggle evaluators drop such terms silently). A perfect forecast of it counts 0,
-  not NaN.
-  A history of a single day from the first sale has no step; its scale is stored as 0 too.
+Nodes that cannot be scaled. A node whose scale is 0 (its history never changed from its first
+sale on, or it first sold on the last day, or it never sold) has no RMSSE: the organizers' code
+divides by zero and would make the score Inf or NaN (it never arises on the full M5 data, but it
+does on a slice, an early cutoff or a new item). We leave such a node out of its level's
+weighting and renormalise the level's remaining weights to sum to 1, as if the level had only
+the nodes that can be scaled; the number of nodes left out that had dollar sales (and so would
+have counted) is reported beside the value (``WRMSSEScore.excluded``). A node with no dollar
+sales has weight 0 and no say either way, as in the official weights. A level none of whose
+weighted nodes can be scaled has no WRMSSE: the evaluator refuses it with a DataError.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
-from m5ops.data.schema import HIERARCHY
 from m5ops.errors import DataError, ParameterError
+from m5ops.evaluation.hierarchy import LEVELS, OVERALL, Hierarchy, level_key
+from m5ops.evaluation.scales import ScaleState
 
-# Level name -> key columns, in the order of the official weights file's Agg_Level_1/Agg_Level_2.
-LEVELS: dict[str, tuple[str, ...]] = {
-    "Level1": (),
-    "Level2": ("state_id",),
-    "Level3": ("store_id",),
-    "Level4": ("cat_id",),
-    "Level5": ("dept_id",),
-    "Level6": ("state_id", "cat_id"),
-    "Level7": ("state_id", "dept_id"),
-    "Level8": ("store_id", "cat_id"),
-    "Level9": ("store_id", "dept_id"),
-    "Level10": ("item_id",),
-    "Level11": ("state_id", "item_id"),
-    "Level12": ("item_id", "store_id"),
-}
+__all__ = ["LEVELS", "WEIGHT_DAYS", "WRMSSE", "WRMSSEScore", "excluded_note", "wrmsse"]
 WEIGHT_DAYS = 28
-# Rows of aggregated history summed at a time when computing scales; bounds memory on full M5.
-_SCALE_CHUNK = 4096
 
 
-def _level_groups(series: pd.DataFrame, keys: tuple[str, ...]) -> tuple[np.ndarray, pd.DataFrame]:
-    """The group number of each series row in one level, and each group's two key labels."""
-    if not keys:
-        labels = pd.DataFrame({"agg_level_1": ["Total"], "agg_level_2": ["X"]})
-        return np.zeros(len(series), dtype=np.int64), labels
-    frame = series[list(keys)].astype(str).reset_index(drop=True)
-    # groupby(sort=False) numbers groups by first appearance, the order drop_duplicates keeps.
-    codes = frame.groupby(list(keys), sort=False).ngroup().to_numpy()
-    firsts = frame[~frame.duplicated()]
-    labels = pd.DataFrame({
-        "agg_level_1": firsts[keys[0]].to_numpy(),
-        "agg_level_2": firsts[keys[1]].to_numpy() if len(keys) == 2 else "X",
-    })
-    return codes, labels
+def excluded_note(count: int | None) -> str:
+    """'3 series without a scale left out', or '' when none was."""
+    return f"{int(count)} series without a scale left out" if count else ""
 
 
-def _hierarchy(series: pd.DataFrame) -> tuple[sparse.csr_matrix, pd.DataFrame]:
-    """One summing matrix (aggregated series x bottom series) for all 12 levels, and its row keys."""
-    n = len(series)
-    rows, keys, offset = [], [], 0
-    for level, columns in LEVELS.items():
-        codes, labels = _level_groups(series, columns)
-        rows.append(codes + offset)
-        keys.append(labels.assign(level=level))
-        offset += len(labels)
-    matrix = sparse.csr_matrix(
-        (np.ones(n * len(LEVELS)), (np.concatenate(rows), np.tile(np.arange(n), len(LEVELS)))),
-        shape=(offset, n),
-    )
-    table = pd.concat(keys, ignore_index=True)[["level", "agg_level_1", "agg_level_2"]]
-    return matrix, table
+@dataclass(frozen=True)
+class WRMSSEScore:
+    """One forecast's WRMSSE: the overall value, each level's, and the nodes left out per level."""
+
+    overall: float
+    levels: pd.Series  # Level1..Level12 -> the level's weighted RMSSE
+    excluded: pd.Series  # Level1..Level12 -> weighted nodes without a scale, left out
+
+    @property
+    def excluded_total(self) -> int:
+        """Nodes left out over all 12 levels."""
+        return int(self.excluded.sum())
+
+    @property
+    def note(self) -> str:
+        """What to say beside the value ('' when nothing was left out)."""
+        return excluded_note(self.excluded_total)
+
+    def by_key(self) -> dict[str, tuple[float, int]]:
+        """``{'all': (overall, left out in all levels), '1': (level 1, left out), ...}``: the stored rows."""
+        rows = {OVERALL: (self.overall, self.excluded_total)}
+        rows.update({level_key(level): (float(self.levels[level]), int(self.excluded[level])) for level in LEVELS})
+        return rows
+
+    def __float__(self) -> float:
+        return self.overall
 
 
-def _scales(matrix: sparse.csr_matrix, sales: np.ndarray) -> np.ndarray:
-    """Mean squared one-step difference of each aggregated history from its first non-zero day."""
-    n_days = sales.shape[1]
-    out = np.zeros(matrix.shape[0])
-    for start in range(0, matrix.shape[0], _SCALE_CHUNK):
-        agg = np.asarray(matrix[start:start + _SCALE_CHUNK] @ sales, dtype=np.float64)
-        nonzero = agg != 0
-        first = nonzero.argmax(axis=1)
-        squares = np.square(np.diff(agg, axis=1)).sum(axis=1)
-        # Before the first sale every step is 0 except the step onto it, which M5 does not count.
-        onto_first = np.where(first > 0, agg[np.arange(len(agg)), first], 0.0) ** 2
-        steps = n_days - 1 - first
-        ok = nonzero.any(axis=1) & (steps > 0)
-        out[start:start + len(agg)] = np.where(ok, (squares - onto_first) / np.maximum(steps, 1), 0.0)
-    return out
-
-
-def _check_history(series: pd.DataFrame, sales: np.ndarray, prices: np.ndarray, weight_days: int) -> None:
-    """Refuse a series table and histories that do not line up; the message says what to fix."""
-    missing = [c for c in HIERARCHY if c not in series.columns]
-    if missing:
-        raise DataError(f"series table lacks columns {missing}; it needs {HIERARCHY}")
-    if series[HIERARCHY].isna().any().any():
-        raise DataError(f"series table has missing hierarchy keys; every row needs all of {HIERARCHY}")
-    if sales.ndim != 2 or sales.shape[0] != len(series):
-        raise DataError(f"train_sales has shape {sales.shape}; expected ({len(series)}, n_train_days), "
+def _check_history(n_series: int, sales: np.ndarray, prices: np.ndarray, weight_days: int) -> None:
+    """Refuse histories that do not line up with the series; the message says what to fix."""
+    if sales.ndim != 2 or sales.shape[0] != n_series:
+        raise DataError(f"train_sales has shape {sales.shape}; expected ({n_series}, n_train_days), "
                         "one row per row of the series table")
     if prices.shape != sales.shape:
         raise DataError(f"train_prices has shape {prices.shape}; expected train_sales' shape {sales.shape}")
@@ -122,43 +82,83 @@ def _check_history(series: pd.DataFrame, sales: np.ndarray, prices: np.ndarray, 
     if not np.isfinite(sales).all():
         bad = int((~np.isfinite(sales)).sum())
         raise DataError(f"train_sales has {bad} NaN/inf values; sales must be counts (0 where nothing sold)")
-    if sales.shape[1] < max(weight_days, 2):
-        raise DataError(
-            f"train_sales has {sales.shape[1]} days; WRMSSE needs at least {max(weight_days, 2)} "
-            f"(the {weight_days}-day dollar-sales window, and two days for a scale)"
-        )
+    if sales.shape[1] < weight_days:
+        raise DataError(f"train_sales has {sales.shape[1]} days; WRMSSE needs at least {weight_days} "
+                        f"(the {weight_days}-day dollar-sales window)")
+
+
+def _check_weight_days(weight_days: int) -> int:
+    if int(weight_days) < 1:
+        raise ParameterError(f"weight_days must be a positive number of days, got {weight_days!r}")
+    return int(weight_days)
 
 
 class WRMSSE:
-    """The M5 WRMSSE of forecasts for one training cutoff: hierarchy, scales and weights built once.
+    """The M5 WRMSSE of forecasts for one cutoff: hierarchy, scales and weights built once.
 
     ``series`` is the hierarchy table (columns ``item_id, dept_id, cat_id, store_id, state_id``)
     in row order; ``train_sales`` and ``train_prices`` are (n_series, n_train_days) up to the
-    cutoff. A NaN price (item not yet on sale) counts as 0 dollar sales.
-    ``weights`` has one row per aggregated series: ``level``, ``agg_level_1``, ``agg_level_2``
-    (keys as in the official weights file, "X" where unused), ``dollar_sales``, ``weight``
-    (sums to 1 within each level, like the official file) and ``scale``.
+    cutoff: the scales come from all of it, the weights from its last ``weight_days``. A NaN
+    price (item not yet on sale) counts as 0 dollar sales. ``WRMSSE.from_scales`` builds the same
+    evaluator from a running ``ScaleState`` and only the weight window.
+
+    ``weights`` has one row per node: ``level``, ``agg_level_1``, ``agg_level_2`` (keys as in
+    the official weights file, "X" where unused), ``dollar_sales``, ``weight`` (sums to 1 within
+    each level, like the official file), ``scale``, and ``scaled_weight``: the weight the score
+    uses, 0 for a node without a scale, the others renormalised to sum to 1 within the level.
     """
 
     def __init__(self, series: pd.DataFrame, train_sales: np.ndarray, train_prices: np.ndarray,
                  *, weight_days: int = WEIGHT_DAYS):
-        if int(weight_days) < 1:
-            raise ParameterError(f"weight_days must be a positive number of days, got {weight_days!r}")
+        weight_days = _check_weight_days(weight_days)
+        hierarchy = Hierarchy.of(series)
         sales = np.asarray(train_sales)
         prices = np.asarray(train_prices, dtype=np.float64)
-        _check_history(series, sales, prices, int(weight_days))
-        self.n_series = len(series)
-        self._matrix, table = _hierarchy(series)
-        window = slice(sales.shape[1] - int(weight_days), None)
-        dollars = self._matrix @ np.nansum(sales[:, window] * prices[:, window], axis=1)
-        total = dollars[table["level"].to_numpy() == "Level1"].sum()
+        _check_history(hierarchy.n_series, sales, prices, max(weight_days, 2))
+        state = ScaleState.of_sales(hierarchy, sales, first_day=1)
+        window = slice(sales.shape[1] - weight_days, None)
+        self._build(hierarchy, state.scales(), sales[:, window], prices[:, window])
+
+    @classmethod
+    def from_scales(cls, hierarchy: Hierarchy, scales: np.ndarray, weight_sales: np.ndarray,
+                    weight_prices: np.ndarray) -> "WRMSSE":
+        """The evaluator from each node's scale and the sales and prices of the weight window.
+
+        ``weight_sales``/``weight_prices`` are (n_series, days): the days just before the
+        forecast window (M5: 28), the days whose dollar sales weigh each node.
+        """
+        sales = np.asarray(weight_sales)
+        prices = np.asarray(weight_prices, dtype=np.float64)
+        _check_history(hierarchy.n_series, sales, prices, 1)
+        scales = np.asarray(scales, dtype=np.float64)
+        if scales.shape != (hierarchy.n_nodes,):
+            raise DataError(f"scales has shape {scales.shape}; expected ({hierarchy.n_nodes},), one per node")
+        evaluator = cls.__new__(cls)
+        evaluator._build(hierarchy, scales, sales, prices)
+        return evaluator
+
+    def _build(self, hierarchy: Hierarchy, scales: np.ndarray, sales: np.ndarray, prices: np.ndarray) -> None:
+        """Weights from the window's dollar sales; the renormalised weights of the nodes with a scale."""
+        self.hierarchy, self.n_series = hierarchy, hierarchy.n_series
+        self._level_codes = hierarchy.level_codes
+        dollars = hierarchy.matrix @ np.nansum(sales * prices, axis=1)
+        total = dollars[self._level_codes == 0].sum()
         if not total > 0:
-            raise DataError(f"no dollar sales in the last {weight_days} training days; weights are undefined "
+            raise DataError(f"no dollar sales in the last {sales.shape[1]} training days; weights are undefined "
                             "(check that train_prices holds prices where items sold)")
         # Every level partitions the same bottom series, so each level's dollar total is the Level1 total.
-        self.weights = table.assign(dollar_sales=dollars, weight=dollars / total,
-                                    scale=_scales(self._matrix, sales))
-        self._level_codes = pd.Categorical(table["level"], categories=list(LEVELS)).codes
+        weight = dollars / total
+        scaled = np.where(scales > 0, weight, 0.0)
+        level_sums = np.bincount(self._level_codes, weights=scaled, minlength=len(LEVELS))
+        empty = [level for level, s in zip(LEVELS, level_sums) if not s > 0]
+        if empty:
+            raise DataError(f"WRMSSE is undefined: no node of {', '.join(empty)} has both dollar sales and a scale "
+                            "(every weighted series is flat since its first sale); use a longer history")
+        self.weights = hierarchy.table.assign(dollar_sales=dollars, weight=weight, scale=scales,
+                                              scaled_weight=scaled / level_sums[self._level_codes])
+        left_out = (weight > 0) & ~(scales > 0)
+        self.excluded = pd.Series(np.bincount(self._level_codes, weights=left_out, minlength=len(LEVELS)).astype(int),
+                                  index=pd.Index(list(LEVELS), name="level"), name="excluded")
 
     def _check_forecast(self, name: str, y: np.ndarray) -> np.ndarray:
         """A forecast or actuals array as float64 (n_series, horizon) without NaN; else a DataError."""
@@ -172,36 +172,34 @@ class WRMSSE:
         return y
 
     def _rmsse(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-        """RMSSE of every aggregated series (row order of ``weights``)."""
+        """RMSSE of every node (row order of ``weights``); 0 where the node has no scale (it is left out)."""
         y_true = self._check_forecast("y_true", y_true)
         y_pred = self._check_forecast("y_pred", y_pred)
         if y_true.shape != y_pred.shape:
             raise DataError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}; they must match")
         # Summing is linear: aggregate the errors rather than both arrays.
-        mse = np.mean(np.square(self._matrix @ (y_true - y_pred)), axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = mse / self.weights["scale"].to_numpy()
-        return np.sqrt(np.where(mse == 0, 0.0, ratio))
+        mse = np.mean(np.square(self.hierarchy.matrix @ (y_true - y_pred)), axis=1)
+        scale = self.weights["scale"].to_numpy()
+        return np.sqrt(np.divide(mse, scale, out=np.zeros_like(mse), where=scale > 0))
 
     def score_by_series(self, y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
-        """``weights`` with each aggregated series' ``rmsse`` added."""
-        return self.weights.assign(rmsse=self._rmsse(y_true, y_pred))
+        """``weights`` with each node's ``rmsse`` added (NaN for a node without a scale)."""
+        rmsse = self._rmsse(y_true, y_pred)
+        return self.weights.assign(rmsse=np.where(self.weights["scale"] > 0, rmsse, np.nan))
 
     def score_by_level(self, y_true: np.ndarray, y_pred: np.ndarray) -> pd.Series:
         """The weighted RMSSE of each level, indexed Level1..Level12 (their mean is the WRMSSE)."""
-        weight = self.weights["weight"].to_numpy()
-        rmsse = self._rmsse(y_true, y_pred)
-        # Weight-0 series have no say; 0 x inf would otherwise turn the level into NaN.
-        terms = weight * np.where(weight > 0, rmsse, 0.0)
+        terms = self.weights["scaled_weight"].to_numpy() * self._rmsse(y_true, y_pred)
         sums = np.bincount(self._level_codes, weights=terms, minlength=len(LEVELS))
         return pd.Series(sums, index=pd.Index(list(LEVELS), name="level"), name="wrmsse")
 
-    def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        """The WRMSSE: the mean of the 12 level scores."""
-        return float(self.score_by_level(y_true, y_pred).mean())
+    def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> WRMSSEScore:
+        """The WRMSSE (the mean of the 12 level scores), each level's, and the nodes left out."""
+        levels = self.score_by_level(y_true, y_pred)
+        return WRMSSEScore(float(levels.mean()), levels, self.excluded)
 
 
 def wrmsse(series: pd.DataFrame, train_sales: np.ndarray, train_prices: np.ndarray,
            y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """One-shot WRMSSE; build a ``WRMSSE`` once instead when scoring several forecasts."""
-    return WRMSSE(series, train_sales, train_prices).score(y_true, y_pred)
+    return WRMSSE(series, train_sales, train_prices).score(y_true, y_pred).overall

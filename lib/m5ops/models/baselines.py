@@ -1,7 +1,9 @@
 """Baseline kinds: the yardsticks a learned model must beat to be worth its cost.
 
 Both read only ``ForecastInput.recent_sales`` (the days just before the window) and the
-``series``/``day`` of each row, so they need no training: fit only records that it ran.
+``series``/``day`` of each row, so they need no training: fit only records that it ran, on the
+sales of the days a forecast from the cutoff would look at (``fit_inputs = "sales"``: no
+feature is read to train them).
 """
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ from m5ops.errors import DataError
 from m5ops.models.base import ForecastInput, ForecastModel
 from m5ops.models.params import Param, ParamSchema
 
+SEASON = 7  # days in the weekly pattern seasonal naive repeats
+
 
 class _Baseline(ForecastModel):
     """A kind with nothing to learn: reads series and day, fits on any frame, even an empty one."""
 
     inputs = ["series", "day"]
+    fit_inputs = "sales"
 
     def _needs_rows(self) -> bool:
         return False
@@ -33,11 +38,15 @@ class SeasonalNaiveModel(_Baseline):
                    "in the last week before the window.")
     schema = ParamSchema([])
 
+    def fit_days(self) -> int:
+        """The last week: the days it repeats."""
+        return SEASON
+
     def _predict(self, inp: ForecastInput) -> np.ndarray:
         """Day t of series i -> recent_sales[i, -7 + (t - start_day) % 7]."""
         series = inp.features["series"].to_numpy(dtype=np.int64)
-        offset = (inp.features["day"].to_numpy(dtype=np.int64) - inp.start_day) % 7
-        return inp.recent_sales[series, inp.recent_sales.shape[1] - 7 + offset]
+        offset = (inp.features["day"].to_numpy(dtype=np.int64) - inp.start_day) % SEASON
+        return inp.recent_sales[series, inp.recent_sales.shape[1] - SEASON + offset]
 
 
 class MovingAverageModel(_Baseline):
@@ -49,6 +58,10 @@ class MovingAverageModel(_Baseline):
     schema = ParamSchema([
         Param("window", int, 28, low=1, high=365, help="Days before the window to average."),
     ])
+
+    def fit_days(self) -> int:
+        """The ``window`` days it averages."""
+        return self.window
 
     def _predict(self, inp: ForecastInput) -> np.ndarray:
         """Per-series mean of the last ``window`` columns of recent_sales, repeated per row."""

@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,15 +72,33 @@ def get_task(name: str) -> TaskSpec:
 
 
 register(TaskSpec("simulate_day", "simulate_day.ipynb", {**_COMMON, "seed": (int, type(None))}))
-register(TaskSpec("train", "train.ipynb", {**_COMMON, "model": (str,), "manual": (bool,), "reason": (str,)},
+register(TaskSpec("train", "train.ipynb", {**_COMMON, "model": (str,), "manual": (bool,), "reason": (str,),
+                                            "force": (bool,), "actor": (str, type(None)), "day": (int, type(None))},
                   model_param="model"))
 register(TaskSpec("evaluate", "evaluate.ipynb", {**_COMMON, "models": (list, type(None))}))
+register(TaskSpec("issue_forecast", "issue_forecast.ipynb", {**_COMMON, "models": (list, type(None))}))
 
 
 def output_path(outputs: Path, sim_date: str, task: str, run_id: str, model: str | None = None) -> Path:
     """``outputs/<sim-date>/<task>[-<model>]-<run-id>.ipynb``."""
     stem = f"{task}-{model}" if model else task
     return Path(outputs) / sim_date / f"{stem}-{run_id}.ipynb"
+
+
+_RUNNING: dict[str, int] = {}  # run id -> pid of its task process, while the run executes here
+_RUNNING_LOCK = threading.Lock()
+
+
+def kill_run(run_id: str) -> list[int]:
+    """SIGKILL the process tree (task process, kernel) of a run executing in this process; their pids.
+
+    [] when the run has no process (yet, or any more): a caller ending it on purpose tries again.
+    Runs execute side by side in the runner's lanes, so a run is ended by its id, never by
+    killing every child of the runner.
+    """
+    with _RUNNING_LOCK:
+        pid = _RUNNING.get(run_id)
+    return kill_tree(pid) if pid else []
 
 
 @dataclass
@@ -109,7 +128,14 @@ def execute(task: str, params: dict, output: Path, timeout_s: float = 3600.0, ni
                                                  niceness, os.getpid()))
     child.start()
     sender.close()
-    error = _wait(child, receiver, timeout_s)
+    run_id = str(params.get("run_id"))
+    with _RUNNING_LOCK:
+        _RUNNING[run_id] = child.pid
+    try:
+        error = _wait(child, receiver, timeout_s)
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.pop(run_id, None)
     duration = time.monotonic() - started
     if error and "timed out" in error:
         _note_in_notebook(output, error)

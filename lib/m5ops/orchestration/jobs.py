@@ -25,10 +25,16 @@ class JobSettings:
     niceness: int = 0
 
 
-def sim_date_for(workspace: Workspace, task: str) -> str:
-    """The simulated date a run belongs to: the arriving day for an arrival, else today."""
-    today = DayStore(workspace.data_dir).last_day()
-    return str(day_date(today + 1 if task == "simulate_day" else today).date())
+def run_day(workspace: Workspace, params: dict) -> int:
+    """The simulated day a run starts on: a training's pinned ``day``, else today."""
+    day = params.get("day")
+    return day if day is not None else DayStore(workspace.data_dir).last_day()
+
+
+def sim_date_for(workspace: Workspace, task: str, params: dict | None = None) -> str:
+    """The simulated date a run belongs to: the arriving day for an arrival, else its day (today)."""
+    day = run_day(workspace, params or {})
+    return str(day_date(day + 1 if task == "simulate_day" else day).date())
 
 
 _ENDINGS: dict[str, tuple[str, str]] = {}  # run id -> (status, reason) for runs killed on purpose
@@ -44,6 +50,15 @@ def end_as(run_id: str, status: str, reason: str) -> None:
     """
     with _ENDINGS_LOCK:
         _ENDINGS[run_id] = (status, reason)
+
+
+def end_run(run_id: str, status: str, reason: str) -> list[int]:
+    """End a run executing in this process on purpose: ``end_as``, then kill its processes; their pids.
+
+    [] when its process has not started yet: call again (the runner's watcher does, every beat).
+    """
+    end_as(run_id, status, reason)
+    return executor.kill_run(run_id)
 
 
 def _note_stopped(output, reason: str) -> None:
@@ -68,7 +83,7 @@ def start_run(workspace: Workspace, task: str, params: dict | None = None, *, tr
     check_params(workspace, task, params)
     return RunStore(workspace.runs_path).new_run(
         task, model=params.get("model"), params=params, trigger=trigger, status="running",
-        sim_day=DayStore(workspace.data_dir).last_day(), attempt=attempt)
+        sim_day=run_day(workspace, params), attempt=attempt)
 
 
 def run_task(workspace: Workspace, task: str, params: dict | None = None, *, trigger: str = "manual",
@@ -82,7 +97,7 @@ def run_task(workspace: Workspace, task: str, params: dict | None = None, *, tri
         run_id = start_run(workspace, task, params, trigger=trigger, attempt=attempt)  # checks the params
     else:
         check_params(workspace, task, params)
-    output = executor.output_path(workspace.outputs_dir, sim_date_for(workspace, task), task, run_id, model)
+    output = executor.output_path(workspace.outputs_dir, sim_date_for(workspace, task, params), task, run_id, model)
     runs.set_output(run_id, str(output))
     log.info("run %s started task=%s model=%s trigger=%s attempt=%d", run_id, task, model, trigger, attempt)
     result = executor.execute(task, {"home": str(workspace.home), "run_id": run_id, **params}, output,

@@ -3,21 +3,27 @@
     Runner(workspace, RunnerSettings(day_seconds=10)).serve()   # until SIGINT or SIGTERM
 
 - **Ticks** (``schedule``: daily at ``--at``, or every ``--day-seconds`` in demo mode): the
-  arrival notebook, the evaluation of all models, then one training notebook per active model
-  whose weekly retraining is due; a paused model is skipped (``work.Work.tick``).
+  arrival notebook, the evaluation of all models, the issue of forecasts, then one training
+  notebook per active model whose weekly retraining is due; a paused model is skipped
+  (``ticks.TICK_STEPS``). A tick's steps are done before the next tick begins; its trainings
+  may still train meanwhile, each at the cutoff of its tick's day.
+- **Lanes** (``--workers``, default 2): one lane carries out trainings, one the rest, so an
+  evaluation, an arrival or a tick's step never waits behind a training; never two trainings
+  of one model at once, never two arrivals at once (``lanes``). ``--workers 1``: one lane, one
+  run at a time.
 - **Requests** queued in ``runs.db`` (``--queue`` on the CLI, or the dashboard): train, evaluate,
-  simulate_day, and tick (``{"days": N}``, a meta-run over its sub-runs). They are claimed within
-  ``poll_s`` when the runner is idle, and between the steps of a tick otherwise. Runs execute one
-  at a time, each in a forked child (``executor``), so two trainings of a model never overlap.
+  simulate_day, and tick (``{"days": N}``, a meta-run over its sub-runs). A lane claims one
+  within ``poll_s`` once it is free; each run executes in a forked child (``executor``).
 - **Failures**: a failing run is retried after ``retry_delay_s``, up to ``retries`` times; a run
   past its timeout is killed with its kernel; a training whose model is deleted while it runs is
   killed and recorded cancelled. The runner carries on.
 - **Restart**: one driver per workspace (``lock.RunnerLock``; a second one exits naming the
   first one's pid). At start, the task processes a killed driver left are killed, its runs
   marked interrupted, and if ticks were missed meanwhile the last one runs once (``scheduling``).
-- **Heartbeat**: a watcher thread beats in ``runs.db`` every ``beat_s`` (``m5ops status``).
-- **Stop**: on SIGINT or SIGTERM the runner claims nothing more and lets the current run finish
-  for up to ``grace_s`` (a second signal cuts that short), else kills it and records it
+- **Heartbeat**: a watcher thread beats in ``runs.db`` every ``beat_s``, naming every run that
+  executes now (``m5ops status``).
+- **Stop**: on SIGINT or SIGTERM the runner claims nothing more and lets the running runs finish
+  for up to ``grace_s`` (a second signal cuts that short), else kills them and records them
   interrupted; then it clears its heartbeat and releases the lock.
 """
 from __future__ import annotations
@@ -54,52 +60,61 @@ WATCH_S = 0.25  # how often the watcher looks at the current run (stop grace, de
 
 
 class Runner:
-    """The process that drives one workspace: schedule, queue, heartbeat, signals, lock."""
+    """The process that drives one workspace: schedule, lanes, heartbeat, signals, lock."""
 
     def __init__(self, workspace: Workspace, settings: RunnerSettings | None = None, *, serving: bool = True):
         self.workspace = workspace
         self.settings = settings or RunnerSettings()
+        self.serving = serving  # False: ticks in this thread only (``backfill``, benchmarks), no lanes
         self.stopping = threading.Event()
-        self.work = Work(workspace, self.settings, self.stopping, serving=serving)
+        self.work = Work(workspace, self.settings, self.stopping)
         self.runs = self.work.runs
         self.state = RunnerState(workspace.runs_path)
         self._deadline: float | None = None
         self._why_stop = ""
 
     def serve(self) -> str:
-        """Drive the workspace until SIGINT or SIGTERM: catch up, tick on schedule, serve the queue."""
+        """Drive the workspace until SIGINT or SIGTERM: catch up, tick on schedule, serve the queue in lanes."""
+        if not self.serving:
+            raise RunnerError("this Runner was made with serving=False (ticks in this thread only); make it"
+                              " with serving=True to serve the workspace")
         with RunnerLock(self.workspace) as lock, self.handling_signals(), self.watching(beat=True):
             self.recover(lock)
-            log.info("runner started, pid %d: ticks %s, retries %d, timeout %g s", os.getpid(),
-                     self.settings.describe(), self.settings.retries, self.settings.timeout_s)
-            self._catch_up()
-            scheduler = build_scheduler(self.settings, self._scheduled_tick)
-            noted = None
-            while not self.stopping.is_set():
-                try:
-                    scheduler.run_pending()
-                    if noted != scheduler.next_run:
-                        noted = scheduler.next_run
-                        self.state.set_state(next_tick_at=next_run_utc(scheduler))
-                    if self.work.serve_queue():
-                        continue
-                except M5opsError as exc:  # runs.db busy for too long, registry unreadable: wait, retry
-                    log.error("%s; the runner retries in 5 s", exc)
-                    self.stopping.wait(5.0)
-                self.stopping.wait(self.settings.poll_s)
+            log.info("runner started, pid %d: ticks %s, lanes: %s, retries %d, timeout %g s", os.getpid(),
+                     self.settings.describe(), self.settings.describe_lanes(), self.settings.retries,
+                     self.settings.timeout_s)
+            with self.work.in_lanes(self.settings.workers):  # on the way out: waits for every lane's run
+                self._catch_up()
+                self._schedule_until_stopped()
         log.info("runner stopped (%s)", self._why_stop)
         return f"runner stopped ({self._why_stop})"
 
+    def _schedule_until_stopped(self) -> None:
+        """Fire the scheduled ticks (each once the previous tick's steps are done) until the runner stops."""
+        scheduler = build_scheduler(self.settings, self._scheduled_tick)
+        noted = None
+        while not self.stopping.is_set():
+            try:
+                if not self.work.ticking():
+                    scheduler.run_pending()
+                if noted != scheduler.next_run:
+                    noted = scheduler.next_run
+                    self.state.set_state(next_tick_at=next_run_utc(scheduler))
+            except M5opsError as exc:  # runs.db busy for too long, registry unreadable: wait, retry
+                log.error("%s; the runner retries in 5 s", exc)
+                self.stopping.wait(5.0)
+            self.stopping.wait(self.settings.poll_s)
+
     def stop(self, why: str = "requested") -> None:
-        """Claim nothing more; the current run gets ``grace_s`` to finish (a second call: none)."""
+        """Claim nothing more; the running runs get ``grace_s`` to finish (a second call: none)."""
         if self.stopping.is_set():
             self._deadline = time.monotonic()
-            log.warning("second stop request (%s): interrupting the current run now", why)
+            log.warning("second stop request (%s): interrupting the running runs now", why)
             return
         self._why_stop = why
         self._deadline = time.monotonic() + self.settings.grace_s
         self.stopping.set()
-        log.info("stop requested (%s): the current run, if any, gets %g s to finish", why, self.settings.grace_s)
+        log.info("stop requested (%s): the running runs, if any, get %g s to finish", why, self.settings.grace_s)
 
     @contextlib.contextmanager
     def handling_signals(self):
@@ -121,7 +136,7 @@ class Runner:
 
     @contextlib.contextmanager
     def watching(self, beat: bool):
-        """A thread that beats the heartbeat (if ``beat``) and ends the current run when it must."""
+        """A thread that beats the heartbeat (if ``beat``) and ends running runs when they must."""
         done = threading.Event()
         thread = threading.Thread(target=self._watch, args=(done, beat), name="m5ops-watcher", daemon=True)
         thread.start()
@@ -140,7 +155,7 @@ class Runner:
             notify(self.settings.on_alert, alert)
 
     def _watch(self, done: threading.Event, beat: bool) -> None:
-        """Beat every ``beat_s``; end the current run if its model is deleted or the stop grace is over."""
+        """Beat every ``beat_s``; end a run whose model is deleted, and every run once the stop grace is over."""
         next_beat = next_alerts = 0.0
         while True:
             try:
@@ -148,11 +163,10 @@ class Runner:
                     self.check_alerts()
                     next_alerts = time.monotonic() + self.settings.alert_every_s
                 if beat and time.monotonic() >= next_beat:
-                    current = self.work.current
-                    self.state.beat(os.getpid(), current.run_id if current else None)
+                    self.state.beat(os.getpid(), ", ".join(self.work.current_run_ids()) or None)
                     next_beat = time.monotonic() + self.settings.beat_s
                 over = self._deadline is not None and time.monotonic() >= self._deadline
-                self.work.end_current_if_needed(
+                self.work.end_runs_if_needed(
                     f"interrupted: the runner was stopped ({self._why_stop}) before the run finished"
                     f" (grace {self.settings.grace_s:g} s)" if over else None)
             except Exception:  # a busy runs.db, say: logged with its traceback, tried again
@@ -186,11 +200,9 @@ class Runner:
         """The schedule's job: one tick, whose start is remembered for the catch-up."""
         if self.stopping.is_set():
             return
-        self.state.set_state(last_tick_at=utc_now(), next_tick_at=None)  # next: known once it ends
+        self.state.set_state(last_tick_at=utc_now())
         try:
-            self.work.tick("schedule")
-        except M5opsError as exc:  # refused (say, a damaged day store): said once per tick; the runner goes on
-            log.error("the scheduled tick was refused: %s", exc)
+            self.work.start_tick("schedule")  # its steps and trainings go to the lanes
         except Exception:  # a tick that breaks unexpectedly is logged with its traceback; the runner goes on
             log.exception("the tick stopped on an unexpected error; the runner carries on")
 

@@ -35,6 +35,7 @@ class RunnerSettings:
     niceness: int = 10
     on_alert: str | None = None
     alert_every_s: float = 5.0
+    workers: int = 2
 
     def __post_init__(self):
         """Refuse settings that cannot work, saying what to pass instead."""
@@ -51,6 +52,10 @@ class RunnerSettings:
         if not (isinstance(self.niceness, int) and 0 <= self.niceness <= 19):
             raise RunnerError(f"--nice {self.niceness} is not a niceness from 0 (as the runner) to 19 (lowest"
                               " priority): use e.g. --nice 10")
+        if not (isinstance(self.workers, int) and not isinstance(self.workers, bool) and self.workers >= 1):
+            raise RunnerError(f"--workers {self.workers} is not a number of lanes: use 2 (the default: one lane for"
+                              " trainings, one for the rest), more for trainings of several models at once, or 1"
+                              " to run everything in one lane, one run at a time")
         for flag, value in (("--retry-delay", self.retry_delay_s), ("--grace", self.grace_s)):
             if value < 0:
                 raise RunnerError(f"{flag} {value} is negative: use 0 or more seconds, e.g. {flag} 5")
@@ -59,7 +64,8 @@ class RunnerSettings:
     def from_args(cls, args) -> "RunnerSettings":
         """Settings from parsed CLI arguments (flags a parser lacks keep their defaults)."""
         given = {"at": "at", "day_seconds": "day_seconds", "retries": "retries", "timeout_s": "timeout",
-                 "retry_delay_s": "retry_delay", "grace_s": "grace", "niceness": "nice", "on_alert": "on_alert"}
+                 "retry_delay_s": "retry_delay", "grace_s": "grace", "niceness": "nice", "on_alert": "on_alert",
+                 "workers": "workers"}
         return cls(**{field: getattr(args, flag) for field, flag in given.items()
                       if getattr(args, flag, None) is not None})
 
@@ -72,6 +78,12 @@ class RunnerSettings:
     def describe(self) -> str:
         """The schedule in words: 'daily at 02:00' or 'every 10 s (demo)'."""
         return f"every {self.day_seconds:g} s (demo)" if self.day_seconds else f"daily at {self.at}"
+
+    def describe_lanes(self) -> str:
+        """The lanes in words: '1 for trainings, 1 for the rest'."""
+        if self.workers == 1:
+            return "one for everything, one run at a time"
+        return f"{self.workers - 1} for trainings, 1 for the rest"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -86,6 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--nice", type=int, default=10,
                         help="niceness of task processes and their kernels, 0-19 (default 10: a training"
                              " leaves the CPU to the dashboard and other interactive work)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="lanes that carry out runs side by side (default 2: one for trainings, one for the"
+                             " rest, so a short run never waits behind a training; N: N-1 training lanes;"
+                             " 1: one run at a time)")
     parser.add_argument("--on-alert", metavar="CMD",
                         help="shell command run for each raised or cleared alert, the alert as JSON on its stdin")
     return parser

@@ -1,7 +1,8 @@
 """The daily arrival: the next held-back real day, else a simulated one, stored with its features.
 
-A failed arrival leaves the store exactly as it was: a day whose features could not be built
-is taken out again, so no later run finds a day without features.
+A failed arrival leaves the store exactly as it was: a day whose features or WRMSSE scale sums
+could not be built is taken out again, so no later run finds a day without features. The scale
+state is saved last, atomically, so it never covers a day the store does not hold.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from m5ops.data.arrival import Arrival, calendar_through
 from m5ops.data.feature_store import FeatureStore
 from m5ops.data.simulate import LOOKBACK_DAYS, simulate_next_day
 from m5ops.data.store import DayStore
+from m5ops.pipeline.scales import current_scales
 from m5ops.stores.holdback import Holdback
 from m5ops.stores.layout import Workspace
 
@@ -36,13 +38,20 @@ def arrive_next_day(workspace: Workspace, seed: int | None = None) -> Arrival:
     store.append_day(day, arrival.sales, arrival.prices)
     try:
         features.build_day(store, day, calendar)
+        current_scales(workspace, store)  # folds the new day into the running scale sums, and saves them
     except BaseException:
-        log.error("the features of day %d could not be built: the day is taken back out of the store", day)
-        with contextlib.suppress(FileNotFoundError):
-            features.remove_day(day)
-        store.remove_last_day(day)
+        log.error("the features or scale sums of day %d could not be built: the day is taken back out of the store",
+                  day)
+        take_back(workspace, day)
         raise
     return arrival
+
+
+def take_back(workspace: Workspace, day: int) -> None:
+    """Remove the last arrived day and its features (if built), as if it had not arrived."""
+    with contextlib.suppress(FileNotFoundError):
+        FeatureStore(workspace.features_dir).remove_day(day)
+    DayStore(workspace.data_dir).remove_last_day(day)
 
 
 def ensure_features(workspace: Workspace) -> list[int]:

@@ -5,10 +5,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from m5ops.data.arrival import Arrival
-from m5ops.data.schema import RECENT_DAYS, day_date
+from m5ops.data.schema import RECENT_DAYS, day_date, day_label
 from m5ops.pipeline.modeling import TrainedVersion, WorkspaceData, in_sample_fit
+from m5ops.pipeline.serving import serving_model_name
 from m5ops.pipeline.tasks import metrics_history
-
+from m5ops.stores.ledger import ForecastLedger, Issue
 
 
 def arrival_table(arrival: Arrival) -> pd.DataFrame:
@@ -43,9 +44,12 @@ def split_table(home: str) -> pd.DataFrame:
 
 
 def version_table(trained: TrainedVersion) -> pd.DataFrame:
-    """The new version's record in one row."""
-    record = {k: v for k, v in trained.record.items() if k != "metrics"}
-    return pd.DataFrame([{**record, **trained.record.get("metrics", {})}])
+    """The new version's record in one row, with the gate's verdict and the two scores it compared."""
+    record = {k: v for k, v in trained.record.items() if k not in ("metrics", "lineage", "gate")}
+    gate = trained.record.get("gate", {})
+    verdict = {"gate": gate.get("verdict"), "wrmsse": gate.get("candidate"),
+               f"current {gate.get('incumbent_version') or '-'} wrmsse": gate.get("incumbent")}
+    return pd.DataFrame([{**record, **trained.record.get("metrics", {}), **verdict}])
 
 
 def plot_importance(trained: TrainedVersion, top: int = 20):
@@ -79,6 +83,57 @@ def plot_metric_history(home: str, metric: str):
     fig, ax = plt.subplots(figsize=(9, 3.5))
     chosen.plot(ax=ax, marker="o", markersize=3)
     ax.set_ylabel(metric)
+    return _shown_once(fig)
+
+
+def todays_issues(home: str) -> list[Issue]:
+    """Every issue stored for today, whichever run made it."""
+    data = WorkspaceData.open(home)
+    ledger = ForecastLedger.of(data.workspace)
+    return [ledger.read_issue(model, data.split.today) for model in ledger.models_issued(data.split.today)]
+
+
+def issue_table(issues: list[Issue]) -> pd.DataFrame:
+    """One row per issue: what it forecasts, its totals, where its prices came from."""
+    rows = [{"model": i.model, "version": i.version, "issued": day_label(i.issue_day),
+             "days": f"{day_label(i.issue_day + 1)}..{day_label(i.issue_day + len(i.target_days))}",
+             "total_units": round(float(i.totals().sum()), 1), "mean_per_day": round(float(i.totals().mean()), 1),
+             "min_day": round(float(i.totals().min()), 1), "max_day": round(float(i.totals().max()), 1),
+             "prices": ", ".join(f"{source} {n} d" for source, n in i.price_source_counts().items())}
+            for i in issues]
+    return pd.DataFrame(rows)
+
+
+def issue_daily_totals(issues: list[Issue]) -> pd.DataFrame:
+    """The forecast's total units by target day (rows) and model (columns)."""
+    if not issues:
+        return pd.DataFrame()
+    frame = pd.DataFrame({i.model: i.totals().round(1) for i in issues})
+    frame.index = day_date(frame.index.to_numpy()).date
+    frame.index.name = "date"
+    return frame
+
+
+def plot_issue(home: str, issues: list[Issue]):
+    """The next 28 days' total forecast of each model after the last 56 days of actuals; the serving model bold."""
+    if not issues:
+        return "no model has a version yet: nothing was issued"
+    data = WorkspaceData.open(home)
+    today = data.split.today
+    first = max(data.store.first_day(), today - RECENT_DAYS + 1)
+    sales, _ = data.store.read_matrix(first, today)
+    serving = serving_model_name(data.workspace)
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.plot(day_date(range(first, today + 1)), sales.sum(axis=0), color="black", label="actual")
+    for issue in issues:
+        totals = issue.totals()
+        bold = issue.model == serving
+        ax.plot(day_date(totals.index.to_numpy()), totals.to_numpy(), linewidth=2.5 if bold else 1.2,
+                label=f"{issue.model} {issue.version}" + (" (serving)" if bold else ""))
+    ax.axvline(day_date(today), color="#999999", linestyle=":")
+    ax.set_ylabel("units, all series")
+    ax.set_title(f"forecasts issued on {day_label(today)} ({day_date(today).date()})")
+    ax.legend(fontsize=8)
     return _shown_once(fig)
 
 

@@ -5,8 +5,10 @@ import logging
 import shutil
 
 from m5ops.models import get_kind, kinds
+from m5ops.pipeline import serving
 from m5ops.stores.registry import Registry, check_name, parse_retrain
 from m5ops.stores.runs import RunStore
+from m5ops.stores.serving import ServingStore
 from m5ops.stores.layout import Workspace
 
 log = logging.getLogger("m5ops.pipeline.lifecycle")
@@ -43,9 +45,21 @@ def set_active(workspace: Workspace, name: str, active: bool) -> dict:
     return record
 
 
-def delete_model(workspace: Workspace, name: str) -> dict:
-    """Remove a model and its artifacts; its runs, metrics and executed notebooks stay."""
-    record = Registry(workspace.registry_path).remove_model(name)
+def delete_model(workspace: Workspace, name: str, actor: str = "cli") -> dict:
+    """Remove a model and its artifacts; its runs, metrics and executed notebooks stay.
+
+    Deleting the model in production hands production to the best challenger (``serving.hand_over``),
+    under the serving lock, and the audit log says so.
+    """
+    registry = Registry(workspace.registry_path)
+    registry.get(name)  # an unknown name is refused before any store is opened: nothing changes
+    store = ServingStore(workspace.runs_path)
+    with store.locked():
+        was = serving.resolve(workspace)
+        record = registry.remove_model(name)
+        store.clear_model(name)
+        if was is not None and was.model == name:
+            serving.hand_over(workspace, name, was, actor=actor)
     cancelled = RunStore(workspace.runs_path).cancel_queued_for_model(name)
     shutil.rmtree(workspace.models_dir / name, ignore_errors=True)
     log.info("deleted model %s (%d queued request(s) cancelled)", name, cancelled)

@@ -19,10 +19,12 @@ from m5ops.data.feature_store import FeatureStore
 from m5ops.data.m5files import load_m5, write_m5_files
 from m5ops.data.schema import HORIZON, STORES, M5Dataset, day_label
 from m5ops.data.store import DayStore
-from m5ops.data.synthetic import generate
-from m5ops.errors import WorkspaceError
+from m5ops.data.synthetic import SIZES, generate
+from m5ops.errors import ParameterError, WorkspaceError
 from m5ops.pipeline.lifecycle import register_default_models
-from m5ops.stores.layout import Workspace, WorkspaceConfig
+from m5ops.pipeline.scales import build_scales
+from m5ops.stores.rundb import open_rundb
+from m5ops.stores.layout import DEFAULT_KEEP_FORECASTS, Workspace, WorkspaceConfig
 
 log = logging.getLogger("m5ops.init")
 DEFAULT_HOLDBACK_DAYS = 56
@@ -32,17 +34,24 @@ MAX_TEST_DAYS = 2 * HORIZON
 
 @dataclass
 class InitOptions:
-    """What ``init`` was asked for."""
+    """What ``init`` was asked for.
+
+    ``size`` names a synthetic shape (``synthetic.SIZES``: "demo", 210 series, the default;
+    "full", M5's 30,490 series); ``items`` (per department) replaces it, so the two are not
+    passed together. ``days`` and ``subset["stores"]`` refine either: fewer days, fewer stores.
+    """
 
     source: str = "synthetic"
     m5_dir: str | None = None
     start_day: int | None = None
     subset: dict = field(default_factory=dict)
+    size: str | None = None
     items: int | None = None
     days: int | None = None
     seed: int = 0
     test_days: int = HORIZON
     outputs: str | None = None
+    keep_forecasts: int | None = DEFAULT_KEEP_FORECASTS  # issue days kept for non-serving models; None: all
     progress: bool = True
 
 
@@ -51,6 +60,7 @@ def init_workspace(home: Path | str, options: InitOptions, force: bool = False) 
     final = Workspace(home)
     check_options(options)
     _check_target(final, force)
+    _check_keep_forecasts(options.keep_forecasts)
     data = _load_source(options)
     start_day = _start_day(data, options)
     staging = Workspace(final.home.with_name(f".{final.home.name}.init-tmp"))
@@ -67,31 +77,59 @@ def init_workspace(home: Path | str, options: InitOptions, force: bool = False) 
     return final
 
 
+_COUNT_FIXES = {
+    "--items": "items per department of synthetic data, the first N items of M5 files; or leave it out: "
+               "--size demo (210 series) is the default, --size full the whole M5 shape",
+    "--days": "days of history; or leave it out for every day (synthetic: 1,941)",
+}
+
+
 def check_options(options: InitOptions) -> None:
-    """WorkspaceError naming the option and what to pass, before anything is read or written."""
-    for flag, value in (("--items", options.items), ("--days", options.days), ("--test-days", options.test_days)):
-        if value is not None and value < 1:
-            raise WorkspaceError(f"{flag} {value} must be a whole number of at least 1 (leave it out for the default)")
-    if options.test_days > MAX_TEST_DAYS:
-        raise WorkspaceError(f"--test-days {options.test_days} is longer than {MAX_TEST_DAYS} days; M5's test window"
-                             f" is {HORIZON} days (the default)")
+    """A ParameterError, before anything is written, for a size or subset that cannot mean what was asked."""
+    for flag, value in (("--items", options.items), ("--days", options.days)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ParameterError(f"{flag} {value}: pass a whole number >= 1 ({_COUNT_FIXES[flag]})")
+    ignored = [f"--{key}" for key in ("states", "categories", "departments") if options.subset.get(key)]
+    if options.source == "synthetic" and ignored:
+        raise ParameterError(f"synthetic data takes --stores to narrow it, not {' or '.join(ignored)}; "
+                             f"use --stores, or --source m5 with M5 files")
+    if options.size is not None:
+        _check_size(options)
+    if options.test_days < 1 or options.test_days > MAX_TEST_DAYS:
+        raise ParameterError(f"--test-days {options.test_days} must lie in 1..{MAX_TEST_DAYS}; M5's test window is"
+                             f" {HORIZON} days (the default)")
     if options.seed < 0:
-        raise WorkspaceError(f"--seed {options.seed} must be 0 or more")
-    if options.source == "synthetic":
-        _check_synthetic_subset(options.subset)
-    if options.outputs and Path(options.outputs).exists() and not Path(options.outputs).is_dir():
-        raise WorkspaceError(f"--outputs {options.outputs} is a file; pass a folder for the executed notebooks")
-
-
-def _check_synthetic_subset(subset: dict) -> None:
-    """The synthetic generator makes whole stores: refuse other subsets and unknown stores."""
-    other = sorted(key for key in subset if key != "stores")
-    if other:
-        raise WorkspaceError(f"--{other[0]} applies to real M5 files (--source m5); the synthetic data takes"
-                             " --stores, --items (per department) and --days")
-    unknown = sorted(set(subset.get("stores") or ()) - set(STORES))
+        raise ParameterError(f"--seed {options.seed} must be 0 or more")
+    unknown = sorted(set(options.subset.get("stores") or ()) - set(STORES)) if options.source == "synthetic" else []
     if unknown:
-        raise WorkspaceError(f"unknown store {unknown[0]!r}; M5's stores are {', '.join(STORES)}")
+        raise ParameterError(f"unknown store {unknown[0]!r}; M5's stores are {', '.join(STORES)}")
+    if options.outputs and Path(options.outputs).exists() and not Path(options.outputs).is_dir():
+        raise ParameterError(f"--outputs {options.outputs} is a file; pass a folder for the executed notebooks")
+
+
+def _check_size(options: InitOptions) -> None:
+    """``size`` is a known name, for synthetic data, and not given beside ``items``."""
+    if options.size not in SIZES:
+        raise ParameterError(f"unknown --size {options.size!r}; use one of: {', '.join(SIZES)}")
+    if options.source != "synthetic":
+        raise ParameterError("--size is for synthetic data; M5 files have their own size: "
+                             "narrow them with --stores, --items N or --days N instead")
+    if options.items is not None:
+        raise ParameterError(f"--size {options.size} and --items {options.items} both set the items; pass one "
+                             f"(--items N = N items per department)")
+
+
+def synthetic_arguments(options: InitOptions) -> dict:
+    """``generate``'s arguments: the named size (default "demo"), or ``items``; ``days`` and stores refine it."""
+    if options.items is not None:
+        arguments = {"n_items_per_dept": options.items, "n_days": SIZES["demo"]["n_days"]}
+    else:
+        arguments = dict(SIZES[options.size or "demo"])
+    if options.days is not None:
+        arguments["n_days"] = options.days
+    if options.subset.get("stores"):
+        arguments["stores"] = options.subset["stores"]
+    return {**arguments, "seed": options.seed}
 
 
 def _check_target(workspace: Workspace, force: bool) -> None:
@@ -101,6 +139,13 @@ def _check_target(workspace: Workspace, force: bool) -> None:
         raise WorkspaceError(f"a workspace already exists at {home}; pass --force to replace it")
     if home.exists() and any(home.iterdir()) and not workspace.exists():
         raise WorkspaceError(f"{home} is a non-empty folder that is not an m5ops workspace; choose another --home")
+
+
+def _check_keep_forecasts(days: int | None) -> None:
+    """Refuse a retention that would delete an issue before its 28-day window is scored."""
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < HORIZON):
+        raise ParameterError(f"--keep-forecasts {days!r} must be a whole number of days >= {HORIZON} (an issue is "
+                             f"scored until its {HORIZON}-day window completes), or 'all' to keep every issue")
 
 
 def _load_source(options: InitOptions) -> M5Dataset:
@@ -114,9 +159,7 @@ def _load_source(options: InitOptions) -> M5Dataset:
         return data
     if options.source != "synthetic":
         raise WorkspaceError(f"unknown source {options.source!r}; use 'synthetic' or 'm5'")
-    stores = options.subset.get("stores")
-    return generate(options.items or 3, n_days=options.days or 1941, seed=options.seed,
-                    **({"stores": stores} if stores else {}))
+    return generate(**synthetic_arguments(options))
 
 
 def _start_day(data: M5Dataset, options: InitOptions) -> int:
@@ -131,7 +174,7 @@ def _start_day(data: M5Dataset, options: InitOptions) -> int:
 
 
 def _populate(workspace: Workspace, data: M5Dataset, start_day: int, options: InitOptions) -> None:
-    """Source files, store, features, held-back days, models; the config last."""
+    """Source files, store, features, WRMSSE scale sums, held-back days, models; the config last."""
     bar = (lambda it, desc: tqdm(it, desc=desc, unit="day", leave=False)) if options.progress else (lambda it, desc: it)
     write_m5_files(data, workspace.source_dir)
     stored = data.day_slice(data.first_day, start_day)
@@ -139,16 +182,26 @@ def _populate(workspace: Workspace, data: M5Dataset, start_day: int, options: In
     store.create(data.series, data.calendar)
     store.append_dataset(stored, progress=lambda it: bar(it, "store"))
     FeatureStore(workspace.features_dir).build_all(stored, _indexed(data.calendar), progress=lambda it: bar(it, "features"))
+    build_scales(workspace, stored.series, stored.sales, stored.first_day)
     if start_day < data.last_day:
         Holdback(workspace.holdback_path).write(data.day_slice(start_day + 1, data.last_day))
     register_default_models(workspace)
+    open_rundb(workspace.runs_path)  # runs.db with its tables: every later command finds it made
     workspace.write_config(WorkspaceConfig(
         source=options.source, seed=options.seed, test_days=options.test_days, start_day=start_day,
         m5_dir=str(Path(options.m5_dir).resolve()) if options.m5_dir else None,
-        subset={**options.subset, "items": options.items, "days": options.days},
+        subset={**options.subset, "size": _size_name(options), "items": options.items, "days": options.days},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         outputs_dir=str(Path(options.outputs).resolve()) if options.outputs else None,
+        keep_forecasts=options.keep_forecasts,
     ))
+
+
+def _size_name(options: InitOptions) -> str | None:
+    """The named size a synthetic workspace was made at (None: custom --items, or M5 files)."""
+    if options.source != "synthetic" or options.items is not None:
+        return None
+    return options.size or "demo"
 
 
 def _indexed(calendar):

@@ -9,6 +9,9 @@ from pathlib import Path
 from m5ops.errors import WorkspaceError
 
 CONFIG_FORMAT = 1
+# Issue days of forecasts kept for models that do not serve (the serving model keeps all): two
+# issue windows, so every challenger's issue is scored over its whole window before it goes.
+DEFAULT_KEEP_FORECASTS = 56
 
 
 def default_home() -> Path:
@@ -28,6 +31,7 @@ class WorkspaceConfig:
     subset: dict = field(default_factory=dict)
     created: str = ""
     outputs_dir: str | None = None
+    keep_forecasts: int | None = DEFAULT_KEEP_FORECASTS  # None: every issue of every model is kept
     format: int = CONFIG_FORMAT
 
 
@@ -41,7 +45,9 @@ class Workspace:
     data_dir = property(lambda self: self.home / "data")
     features_dir = property(lambda self: self.home / "features")
     holdback_path = property(lambda self: self.home / "data" / "holdback.parquet")
+    scales_path = property(lambda self: self.home / "data" / "scales.npz")  # running WRMSSE scale sums
     source_dir = property(lambda self: self.home / "source")
+    forecasts_dir = property(lambda self: self.home / "forecasts")
     models_dir = property(lambda self: self.home / "models")
     registry_path = property(lambda self: self.home / "registry.json")
     runs_path = property(lambda self: self.home / "runs.db")

@@ -1,6 +1,8 @@
 """The model registry: models, their versions and schedules, in ``workspace/registry.json``.
 
-Storage only: model kinds and their parameters are validated elsewhere (``m5ops.models``).
+Storage only: model kinds and their parameters are validated elsewhere (``m5ops.models``), the
+file's shape in ``stores.registry_format`` (format 2; a format-1 file is upgraded in place the
+first time it is read, after being validated as format 1).
 
 Every change is a read-modify-write under ``registry.json.lock`` (``filelock``): read, validate,
 apply the change, validate again, write a temp file in the same folder, fsync, ``os.replace``.
@@ -11,181 +13,32 @@ first, and refuses with a message naming the file and the position of the proble
 A deleted model becomes a tombstone under ``"deleted"``. Its name may be reused: the new model
 starts again at ``v1`` and the tombstones keep the history of every earlier one.
 
-Format 1::
-
-    {"format": 1,
-     "models": {name: {"name", "kind", "params", "created", "schedule": {"every_days", "active"},
-                       "versions": [{"id", "trained_at", "sim_date", "sim_day", "cutoff_day",
-                                     "rows", "duration_s", "artifact", "status", "metrics"}],
-                       "current_version", "last_manual_train" (optional)}},
-     "deleted": {name: [{"name", "kind", "created", "deleted_at", "versions"}]}}
+A model's versions: a trained version is added as its model's current version (the previous
+current one is ``retired``) or, refused by the gate, as ``rejected`` with the current one
+unchanged; ``set_current`` makes another kept version current (rollback, promotion of a given
+version); ``mark_artifacts_removed`` records what retention deleted.
 """
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
-from m5ops.stores.atomic import write_json_atomic, write_text_atomic
 from m5ops.errors import RegistryError
+from m5ops.stores.atomic import write_json_atomic, write_text_atomic
 from m5ops.stores.clock import utc_now
+from m5ops.stores.registry_format import (  # noqa: F401  (re-exported: the registry's public names)
+    DEFAULT_RETRAIN, FORMAT, NAME_RULE, RETRAIN_POLICIES, STORED_STATUSES, VERSION_FIELDS, VERSION_STATUSES,
+    check_name, empty_registry, encode, is_model_name, model_problem, parse_retrain, plain, retrain_policy,
+    schedule_problem, shape_problem, upgraded_from_format_1, version_number, version_problem)
 
-FORMAT = 1
-NAME_RULE = "[a-z0-9][a-z0-9_-]{0,62}"
 DEFAULT_EVERY_DAYS = 7
-RETRAIN_POLICIES = ("weekly", "on-degradation", "on-drift")
-DEFAULT_RETRAIN = ["weekly"]
 LOCK_TIMEOUT_S = 30.0
-_NAME = re.compile(NAME_RULE)
-_VERSION_ID = re.compile(r"v[1-9][0-9]*")
-# Fields a version must carry: the schedule needs sim_day, loading needs artifact.
-VERSION_FIELDS = {"sim_date": str, "sim_day": int, "cutoff_day": int, "artifact": str, "status": str}
-_MODEL_FIELDS = {"kind": str, "params": dict, "created": str, "schedule": dict, "versions": list}
-_TYPE_WORDS = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
-
-
-def is_model_name(name: Any) -> bool:
-    """Whether ``name`` follows the model-name rule (a slug)."""
-    return isinstance(name, str) and _NAME.fullmatch(name) is not None
-
-
-def check_name(name: Any) -> str:
-    """Return ``name`` if it is a valid model name, else RegistryError quoting the rule."""
-    if is_model_name(name):
-        return name
-    raise RegistryError(
-        f"invalid model name {name!r}: a name must match {NAME_RULE} (lowercase letters, digits,"
-        " '-' and '_', starting with a letter or digit, at most 63 characters), e.g. 'lgbm-tweedie'")
-
-
-def empty_registry() -> dict:
-    """The contents of a registry with no models."""
-    return {"format": FORMAT, "models": {}, "deleted": {}}
-
-
-def _is_type(value: Any, kind: type) -> bool:
-    """isinstance, except that a bool does not count as an int."""
-    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-
-
-def _fields_problem(record: dict, fields: dict, where: str) -> str | None:
-    """The first field of ``record`` that is missing or of the wrong type, described."""
-    for key, kind in fields.items():
-        if not _is_type(record.get(key), kind):
-            return f"{where}.{key} is missing or not {_TYPE_WORDS[kind]}"
-    return None
-
-
-def version_problem(version: Any, where: str) -> str | None:
-    """Describe what is wrong with a version record, or None if it is well formed."""
-    if not isinstance(version, dict):
-        return f"{where} is not an object"
-    if not (isinstance(version.get("id"), str) and _VERSION_ID.fullmatch(version["id"])):
-        return f"{where}.id is {version.get('id')!r}; expected v1, v2, ..."
-    return _fields_problem(version, VERSION_FIELDS, where)
-
-
-def _schedule_problem(schedule: dict, where: str) -> str | None:
-    """Describe what is wrong with a model's schedule, or None."""
-    every = schedule.get("every_days")
-    if not _is_type(every, int) or every < 1:
-        return f"{where}.every_days is {every!r}; expected a positive integer"
-    if not isinstance(schedule.get("active"), bool):
-        return f"{where}.active is {schedule.get('active')!r}; expected true or false"
-    retrain = schedule.get("retrain", DEFAULT_RETRAIN)
-    if not (isinstance(retrain, list) and retrain and all(p in RETRAIN_POLICIES for p in retrain)):
-        return f"{where}.retrain is {retrain!r}; expected a non-empty list of {', '.join(RETRAIN_POLICIES)}"
-    return None
-
-
-def parse_retrain(text: str | list[str]) -> list[str]:
-    """``weekly,on-degradation`` as a list of policies; RegistryError naming the allowed ones."""
-    policies = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
-    unknown = [p for p in policies if p not in RETRAIN_POLICIES]
-    if unknown or not policies or len(set(policies)) != len(policies):
-        raise RegistryError(f"retraining policy {text!r} is not a comma-separated list of {', '.join(RETRAIN_POLICIES)}"
-                            " without repeats, e.g. --retrain weekly,on-degradation")
-    return policies
-
-
-def retrain_policy(model: dict) -> list[str]:
-    """The model's retraining policies (``weekly`` for models made before policies existed)."""
-    return model["schedule"].get("retrain", DEFAULT_RETRAIN)
-
-
-def model_problem(name: str, model: Any, where: str) -> str | None:
-    """Describe what is wrong with a model record stored under ``name``, or None."""
-    if not is_model_name(name):
-        return f"{where}: {name!r} is not a valid model name ({NAME_RULE})"
-    if not isinstance(model, dict):
-        return f"{where} is not an object"
-    if model.get("name") != name:
-        return f"{where}.name is {model.get('name')!r}; expected {name!r}"
-    problem = (_fields_problem(model, _MODEL_FIELDS, where)
-               or _schedule_problem(model["schedule"], f"{where}.schedule"))
-    if problem:
-        return problem
-    for i, version in enumerate(model["versions"]):
-        if problem := version_problem(version, f"{where}.versions[{i}]"):
-            return problem
-    ids = [version["id"] for version in model["versions"]]
-    if len(set(ids)) != len(ids):
-        return f"{where}.versions has duplicate ids: {ids}"
-    if model.get("current_version") is not None and model["current_version"] not in ids:
-        return f"{where}.current_version {model['current_version']!r} is not one of its versions {ids}"
-    return None
-
-
-def shape_problem(data: Any) -> str | None:
-    """Describe the first way ``data`` is not a format-1 registry, or None if it is one."""
-    if not isinstance(data, dict):
-        return f"the top level is {type(data).__name__}, expected an object"
-    if data.get("format") != FORMAT:
-        return f"'format' is {data.get('format')!r}; this m5ops reads format {FORMAT}"
-    for key in ("models", "deleted"):
-        if not isinstance(data.get(key), dict):
-            return f"'{key}' is missing or not an object"
-    for name, model in data["models"].items():
-        if problem := model_problem(name, model, f"models[{name!r}]"):
-            return problem
-    for name, stones in data["deleted"].items():
-        if not (isinstance(stones, list) and all(isinstance(stone, dict) for stone in stones)):
-            return f"deleted[{name!r}] is not a list of objects"
-    return None
-
-
-def plain(obj: Any) -> Any:
-    """A JSON-safe copy: numpy scalars and arrays become Python values, NaN and inf become null."""
-    if isinstance(obj, dict):
-        return {str(key): plain(value) for key, value in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(value) for value in obj]
-    if obj is None or isinstance(obj, (str, bool, int)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None  # JSON has no NaN; null reads as "no value"
-    if hasattr(obj, "tolist"):  # numpy scalar or array, without importing numpy
-        return plain(obj.tolist())
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise RegistryError(f"cannot store a {type(obj).__name__} ({obj!r}) in the registry;"
-                        " use numbers, strings, booleans, lists and dicts")
-
-
-def encode(data: dict) -> tuple[str, dict]:
-    """Registry data as strict, indented JSON text, together with the data as encoded."""
-    try:
-        return json.dumps(data, indent=2, allow_nan=False) + "\n", data
-    except (TypeError, ValueError):  # numpy values or NaN somewhere: convert the tree (slower)
-        data = plain(data)
-        return json.dumps(data, indent=2, allow_nan=False) + "\n", data
 
 
 def find_model(data: dict, name: str) -> dict:
@@ -198,6 +51,15 @@ def find_model(data: dict, name: str) -> dict:
     raise RegistryError(f"no model named {name!r}{gone}; known models: {known}")
 
 
+def find_version(model: dict, version_id: str) -> dict:
+    """The version ``version_id`` of ``model``; RegistryError listing its versions if absent."""
+    found = next((v for v in model["versions"] if v["id"] == version_id), None)
+    if found is not None:
+        return found
+    ids = ", ".join(v["id"] for v in model["versions"]) or "none yet"
+    raise RegistryError(f"model {model['name']!r} has no version {version_id!r}; its versions: {ids}")
+
+
 def current_version(model: dict) -> dict | None:
     """The model's current version record, or None if it has never been trained."""
     wanted = model.get("current_version")
@@ -206,20 +68,22 @@ def current_version(model: dict) -> dict | None:
 
 def next_id(model: dict) -> str:
     """The id the model's next version gets: one more than the highest so far."""
-    return f"v{max((int(v['id'][1:]) for v in model['versions']), default=0) + 1}"
+    return f"v{max((version_number(v['id']) for v in model['versions']), default=0) + 1}"
 
 
 def is_due(model: dict, sim_day: int) -> bool:
     """Whether an active model is due by the calendar: never trained, or (weekly) trained long enough ago.
 
-    Trainings triggered by degradation or drift are ``pipeline.triggers``'s.
+    The newest training counts, accepted or not: a version the gate rejected waits for the next
+    scheduled training like any other, instead of being retried every day. Trainings triggered
+    by degradation or drift are ``pipeline.triggers``'s.
     """
     if not model["schedule"]["active"]:
         return False
-    current = current_version(model)
-    if current is None:
+    if not model["versions"]:
         return True
-    return "weekly" in retrain_policy(model) and sim_day - current["sim_day"] >= model["schedule"]["every_days"]
+    newest = max(model["versions"], key=lambda v: version_number(v["id"]))
+    return "weekly" in retrain_policy(model) and sim_day - newest["sim_day"] >= model["schedule"]["every_days"]
 
 
 class Registry:
@@ -276,8 +140,8 @@ class Registry:
         return RegistryError(f"registry {self.path} {what}. It was left untouched: fix it by hand"
                              " or restore it from a backup, then retry")
 
-    def _read(self) -> dict:
-        """Load and validate the file; RegistryError naming the file and the problem."""
+    def _parse(self) -> Any:
+        """The file's JSON; RegistryError naming the file and where it is broken."""
         try:
             text = self.path.read_bytes().decode("utf-8")
         except FileNotFoundError:
@@ -286,12 +150,33 @@ class Registry:
         except UnicodeDecodeError as err:
             raise self._malformed(f"is not UTF-8 text (bad byte at offset {err.start})") from None
         try:
-            data = json.loads(text)
+            return json.loads(text)
         except json.JSONDecodeError as err:
             raise self._malformed(
                 f"is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+
+    def _read(self) -> dict:
+        """Load and validate the file (upgrading a format-1 file in place); RegistryError if malformed."""
+        data = self._parse()
+        if isinstance(data, dict) and data.get("format") == 1:
+            return self._upgrade()
         if problem := shape_problem(data):
             raise self._malformed(f"is valid JSON but not a registry: {problem}")
+        return data
+
+    def _upgrade(self) -> dict:
+        """Rewrite a format-1 file as format 2 under the lock, once validated as format 1."""
+        with self._locked():  # the lock is reentrant: update() may hold it already
+            data = self._parse()  # again, under the lock: another process may have upgraded it
+            if isinstance(data, dict) and data.get("format") == 1:
+                if problem := shape_problem(data, fmt=1):
+                    raise self._malformed(f"is valid JSON but not a format-1 registry: {problem}")
+                text, data = encode(upgraded_from_format_1(data))
+                if problem := shape_problem(data):  # never write what cannot be read back
+                    raise self._malformed(f"could not be upgraded to format {FORMAT}: {problem}")
+                write_text_atomic(self.path, text)
+            elif problem := shape_problem(data):
+                raise self._malformed(f"is valid JSON but not a registry: {problem}")
         return data
 
     def update(self, fn: Callable[[dict], Any]) -> Any:
@@ -342,7 +227,7 @@ class Registry:
             raise RegistryError(f"model kind must be a non-empty string, got {kind!r}")
         if not isinstance(params, dict):
             raise RegistryError(f"params must be a dict, got {type(params).__name__}")
-        if _schedule_problem({"every_days": every_days, "active": active}, "schedule"):
+        if schedule_problem({"every_days": every_days, "active": active}, "schedule"):
             raise RegistryError(f"every_days must be a positive integer and active true or false,"
                                 f" got every_days={every_days!r}, active={active!r}")
         record = {"name": name, "kind": kind, "params": plain(params), "created": utc_now(),
@@ -374,17 +259,58 @@ class Registry:
             return model
         return self.update(change)
 
-    def add_version(self, name: str, version: dict, *, activate: bool = False,
-                    manual: bool = False) -> str:
-        """Append a version, make it current and return its id.
+    def add_version(self, name: str, version: dict, *, activate: bool = False, manual: bool = False,
+                    make_current: bool = True) -> str:
+        """Append a version and return its id; by default it becomes current (the old one retired).
 
-        ``activate`` resumes a paused model in the same update (a manual training of a paused
-        model); ``manual`` stamps ``last_manual_train``. If ``version`` carries an ``id`` (the
-        caller picked its artifact folder from next_version_id) it must still be the next one.
+        ``make_current=False`` adds it beside the current version, which stays: the version's
+        ``status`` then says why (``rejected`` by the gate). ``activate`` resumes a paused model in
+        the same update (a manual training of a paused model); ``manual`` stamps
+        ``last_manual_train``. If ``version`` carries an ``id`` (the caller picked its artifact
+        folder from next_version_id) it must still be the next one.
         """
-        record = plain({"id": None, "status": "ready", "trained_at": utc_now(), "metrics": {},
-                        **version})
+        status = "current" if make_current else version.get("status")
+        if status not in STORED_STATUSES or (status == "current") != make_current:
+            raise RegistryError(f"a version added with make_current={make_current} needs status"
+                                f" {'current' if make_current else 'rejected or retired'}, got {status!r}")
+        record = plain({"id": None, "trained_at": utc_now(), "metrics": {}, "artifact_kept": True,
+                        **version, "status": status})
         return self.update(lambda data: _append_version(data, name, record, activate, manual))
+
+    def set_current(self, name: str, version_id: str) -> str | None:
+        """Make the kept version ``version_id`` current (the old one retired); returns the old id.
+
+        For a rollback or the promotion of a given version: the version keeps its ``previous``,
+        so rolling back again goes further back instead of back and forth.
+        """
+        def change(data: dict) -> str | None:
+            """Swap the current version inside the locked update."""
+            model = find_model(data, name)
+            target = find_version(model, version_id)
+            if not target["artifact_kept"]:
+                raise RegistryError(f"{name} {version_id}'s artifact was removed by retention (the last"
+                                    " versions of each model are kept); pick a version whose artifact is kept")
+            old = current_version(model)
+            if old is not None:
+                old["status"] = "retired"
+            target["status"] = "current"
+            model["current_version"] = version_id
+            return old and old["id"]
+        return self.update(change)
+
+    def mark_artifacts_removed(self, name: str, version_ids: list[str]) -> list[str]:
+        """Record that retention is removing these versions' artifacts (never the current one's)."""
+        def change(data: dict) -> list[str]:
+            """Flag the versions inside the locked update."""
+            model = find_model(data, name)
+            if model.get("current_version") in version_ids:
+                raise RegistryError(f"refused to remove the artifact of {name}'s current version"
+                                    f" {model['current_version']}; nothing was changed")
+            for vid in version_ids:
+                version = find_version(model, vid)
+                version["artifact_kept"], version["status"] = False, "retired"
+            return version_ids
+        return self.update(change)
 
     def remove_model(self, name: str) -> dict:
         """Move a model to the tombstones and return its record; the caller removes its artifacts."""
@@ -410,7 +336,7 @@ def _insert_model(data: dict, record: dict) -> dict:
 
 
 def _append_version(data: dict, name: str, record: dict, activate: bool, manual: bool) -> str:
-    """Give ``record`` the model's next id, append it and make it current (inside update)."""
+    """Give ``record`` the model's next id and append it, made current if its status says so (inside update)."""
     model = find_model(data, name)
     vid = next_id(model)
     if record["id"] is None:
@@ -421,8 +347,13 @@ def _append_version(data: dict, name: str, record: dict, activate: bool, manual:
             f" {vid!r} (another training registered a version meanwhile); train again to register it")
     if problem := version_problem(record, f"the new version of {name!r}"):
         raise RegistryError(f"refused version record: {problem}")
+    if record["status"] == "current":
+        old = current_version(model)
+        if old is not None:
+            old["status"] = "retired"
+        record["previous"] = old and old["id"]
+        model["current_version"] = vid
     model["versions"].append(record)
-    model["current_version"] = vid
     if activate:
         model["schedule"]["active"] = True
     if manual:

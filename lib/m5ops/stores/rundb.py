@@ -3,8 +3,10 @@
 Version 1: runs, metrics, heartbeat, runner_state. Version 2: ``runs.progress`` and
 ``runs.progress_note``. Version 3: metrics keyed also by ``source`` (backtest | live),
 ``level`` (``all`` or a WRMSSE level 1-12), ``horizon`` and ``issue_day`` (0 on backtest rows),
-with ``excluded`` (series left out of a WRMSSE, having no scale). A new table or column is a
-new step at the end of ``MIGRATIONS``.
+with ``excluded`` (series left out of a WRMSSE, having no scale). Version 4: ``alerts``. Version 5: serving, as
+``production`` (who serves, one row per change), ``audit`` (every change of production or of a
+model's current version, with its evidence) and ``settings`` (the serving policy). A new table
+or column is a new step at the end of ``MIGRATIONS``.
 """
 from __future__ import annotations
 
@@ -135,11 +137,54 @@ def _alerts(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS alerts_open_once ON alerts (key) WHERE cleared_at IS NULL")
 
 
+# who changed serving: the runner's tick, the promotion rule, a command, a dashboard button
+ACTORS = ("schedule", "rule", "cli", "dashboard")
+AUDIT_ACTIONS = ("accepted", "rejected", "forced", "promoted", "rolled_back", "handed_over", "followed_backtest")
+_SERVING_V5 = f"""
+CREATE TABLE IF NOT EXISTS production (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    at TEXT NOT NULL,
+    sim_day INTEGER NOT NULL,
+    actor TEXT NOT NULL CHECK (actor IN {sql_list(ACTORS)}),
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    sim_day INTEGER NOT NULL,
+    actor TEXT NOT NULL CHECK (actor IN {sql_list(ACTORS)}),
+    action TEXT NOT NULL CHECK (action IN {sql_list(AUDIT_ACTIONS)}),
+    model TEXT NOT NULL,
+    version TEXT,
+    previous_model TEXT,
+    previous_version TEXT,
+    reason TEXT NOT NULL,
+    evidence TEXT NOT NULL DEFAULT '{{}}'
+);
+CREATE INDEX IF NOT EXISTS audit_by_model ON audit (model, id);
+CREATE TABLE IF NOT EXISTS settings (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+)"""
+
+
+def _serving_tables(conn: sqlite3.Connection) -> None:
+    """Version 5: production, audit and settings."""
+    for statement in filter(str.strip, _SERVING_V5.split(";")):
+        conn.execute(statement)
+
+
 MIGRATIONS = [
     _create_tables,
     _add_columns("runs", {"progress": "REAL", "progress_note": "TEXT"}),
     _metrics_by_source_and_level,
     _alerts,
+    _serving_tables,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
