@@ -6,6 +6,7 @@ simulated day costs two notebook runs; the long tests still take tens of seconds
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -375,8 +376,10 @@ def test_timeouts_deletes_dead_kernels_queued_ticks_and_a_graceful_stop(workspac
     assert started.total_seconds() < 3, "an idle runner starts a request within about a second"
     kernel = int(wait_for(lambda: Path(f"{gate}.started").exists() and Path(f"{gate}.started").read_text(),
                           30, "the hung training", runner))
-    # the task's kernel runs at the runner's default niceness, 10 above the runner's own
-    assert psutil.Process(kernel).nice() == min(19, psutil.Process(runner.proc.pid).nice() + 10)
+    # the task's kernel runs at the runner's default niceness, 10 above the runner's own (unless a
+    # loaded machine let the 12 s timeout below kill it before we could look)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        assert psutil.Process(kernel).nice() == min(19, psutil.Process(runner.proc.pid).nice() + 10)
     run = wait_for(lambda: store.get(hangs)["status"] != "running" and store.get(hangs), 30, "the timeout", runner)
     assert run["status"] == "failed" and "timed out after 12 s" in run["error"] and dead(kernel)
     assert "timed out" in assert_executed_notebook(run).cells[-1].source
