@@ -22,7 +22,7 @@ from m5ops.pipeline.issue import future_window
 from m5ops.pipeline.lifecycle import create_model, set_active
 from m5ops.pipeline import modeling
 from m5ops.pipeline.modeling import WorkspaceData, forecast_matrix, train_version
-from m5ops.pipeline.serving import serving_model
+from m5ops.pipeline.serving import serving_model_name
 from m5ops.stores.holdback import Holdback
 from m5ops.stores.layout import Workspace
 from m5ops.stores.ledger import ForecastLedger, Issue
@@ -113,11 +113,13 @@ def test_a_tick_issues_after_the_evaluation_and_before_any_training(real_workspa
 
 
 def test_forecast_command_writes_issued_forecasts_in_m5_layout(real_workspace, tmp_path):
-    data = train_baselines(real_workspace)
-    tasks.issue_forecast(str(real_workspace), "manual")
     out = tmp_path / "f.csv"
     refused = m5ops(real_workspace, "forecast", "--out", str(out), check=False)
     assert refused.returncode == 2 and "no model serves yet" in refused.stderr and not out.exists()
+    data = train_baselines(real_workspace)  # each version is scored on the test window as it is trained
+    refused = m5ops(real_workspace, "forecast", "--out", str(out), check=False)
+    assert refused.returncode == 2 and "has issued no forecast yet" in refused.stderr and not out.exists()
+    tasks.issue_forecast(str(real_workspace), "manual")
     tasks.evaluate(str(real_workspace), "manual")
     said = m5ops(real_workspace, "forecast", "--out", str(out)).stdout
     serving = MetricStore(data.workspace.runs_path).history().query("metric == 'wrmsse'").sort_values("value")
@@ -198,7 +200,7 @@ def test_each_issue_prunes_challengers_past_the_retention_and_keeps_the_serving_
     workspace = data.workspace
     workspace.write_config(dataclasses.replace(workspace.config(), keep_forecasts=30))
     tasks.evaluate(str(real_workspace), "manual")
-    serving = serving_model(workspace)
+    serving = serving_model_name(workspace)
     ledger = ForecastLedger.of(workspace)
     old = np.ones((60, HORIZON), np.float32)
     for day in range(TODAY - 40, TODAY):

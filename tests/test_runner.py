@@ -300,7 +300,7 @@ def test_demo_runner_ticks_daily_retrains_active_models_weekly_and_serves_reques
     revive = store.enqueue("train", "revived", {"model": "revived", "manual": True})
     broken = store.enqueue("train", "broken", {"model": "broken", "manual": True})
     wait_for(lambda: len(versions(workspace, "naive")) == 3 and len(versions(workspace, "revived")) == 3,
-             240, "two weekly retrainings", runner)
+             480, "two weekly retrainings", runner)  # 14 ticks of 3 notebooks each, and the trainings
     runner.proc.send_signal(signal.SIGTERM)
     assert runner.wait(60) == 0, runner.log()[-3000:]
 

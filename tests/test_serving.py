@@ -282,7 +282,8 @@ def test_lineage_of_a_version_trained_by_the_cli(ws):
     data = WorkspaceData.open(ws.home)
     start, end = data.split.train_range(None)
     assert version["id"] == "v2" and version["status"] == "current"
-    assert (lineage["data_cutoff_day"], lineage["train_start_day"], lineage["train_days"]) == (end, start, end - start + 1)
+    # a moving average reads the last `window` days of sales, no more
+    assert (lineage["data_cutoff_day"], lineage["train_start_day"], lineage["train_days"]) == (end, end - 6, 7)
     assert lineage["rows"] == version["rows"] > 0 and lineage["params"] == {"window": 7}
     assert lineage["features"] == 2 and lineage["feature_set_hash"] == feature_set_hash(["series", "day"])
     assert lineage["code"]["package"] == "0.1.0" and re.fullmatch(r"[0-9a-f]{40}", lineage["code"]["commit"])

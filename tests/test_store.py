@@ -91,6 +91,7 @@ from m5ops.data.store import DayStore
 store = DayStore(sys.argv[1])
 n = store.n_series()
 day = (store.last_day() or 0) + 1
+print("ready", flush=True)  # imports done: the kill lands in the loop of appends, however loaded the machine
 while True:
     store.append_day(day, np.full(n, day % 100), np.full(n, 1.5))
     day += 1
@@ -102,11 +103,16 @@ def test_store_survives_sigkill_in_the_middle_of_appends(tmp_path):
     n = 200_000  # big enough that a kill often lands inside a write
     store.create(_series(1).sample(n, replace=True).reset_index(drop=True), pd.DataFrame({"day": [1]}))
     rng = np.random.default_rng(1)
-    for _ in range(6):
-        writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(store.root)])
+    kills = 0
+    while kills < 6 or not store.stored_days():
+        writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(store.root)], stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline().strip() == "ready"
         time.sleep(0.3 + rng.random() * 0.7)
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait()
+        writer.stdout.close()
+        kills += 1
+        assert kills < 30, "no day was ever stored between the kills"
     days = store.stored_days()
     assert days == list(range(1, days[-1] + 1)), "days are consecutive, none twice"
     for day in days:

@@ -130,7 +130,7 @@ def test_metrics_level_option_and_the_left_out_note(flat_template):
     assert {r["level"] for r in overall} == {"all"} and {r["metric"] for r in overall} == {
         "mae", "wmape", "rmse", "tweedie", "wrmsse"}
     text = m5ops(home, "metrics", "--level", "12").stdout
-    assert text.startswith("WRMSSE at level 12 (item x store)") and "series without a scale left out" in text
+    assert text.startswith("backtest:\nWRMSSE at level 12 (item x store)") and "series without a scale left out" in text
     assert "series without a scale left out" in m5ops(home, "metrics").stdout
 
 
@@ -181,15 +181,15 @@ def test_level_picker_serves_wrmsse_only_and_labels_the_chart(flat_template):
     chart.metric.value = "wrmsse"
     chart.level.value = "12"
     assert not chart.level.disabled and chart.chosen_level() == "12"
-    snap = reader.snapshot(chart.metric.value, chart.chosen_level())
+    snap = reader.snapshot(chart.metric.value, chart.scope.value, chart.chosen_level())
     assert snap.level == "12" and len(snap.history) == 3 * len(BASELINES)
-    chart.update(snap.history, snap.live, snap.deleted, snap.metric, snap.level)
+    chart.update(snap.history, snap.live, snap.deleted, snap.metric, snap.scope, snap.level)
     assert chart.figure.axes[1].label == "WRMSSE, level 12 (item x store)"
     assert np.isfinite(np.asarray(chart.lines.y)).all() and np.asarray(chart.lines.y).shape == (2, 3)
     assert chart.note.value.count("series without a scale left out") == len(BASELINES)
     chart.metric.value = "mae"  # other metrics have no levels
     assert chart.level.disabled and chart.chosen_level() == "all"
-    assert reader.snapshot("mae", "12").level == "all"
+    assert reader.snapshot("mae", chart.scope.value, "12").level == "all"
 
 
 def test_latest_excluded_takes_each_models_newest_day():
