@@ -58,9 +58,12 @@ def check_scenario(series: pd.DataFrame, today: int, from_day: int, to_day: int 
     for name, value in (("store", store), ("category", category), ("department", department)):
         if value is not None and value not in valid[name]:
             raise ParameterError(f"unknown --{name} {value!r}; this workspace's are: {', '.join(valid[name])}")
-    if not series_mask(series, Scenario(0, from_day, to_day, factor, store, category, department)).any():
-        raise ParameterError(f"no series is in store {store}, category {category} and department {department} at once;"
-                             " leave one out, or pick a department of that category")
+    wanted = Scenario(0, from_day, to_day, factor, store, category, department)
+    if not series_mask(series, wanted).any():
+        given = " and ".join(f"--{name} {value}" for name, value in
+                             (("store", store), ("category", category), ("department", department)) if value)
+        raise ParameterError(f"no series of this workspace matches {given} at once; leave one out, or pick a"
+                             " department of that category")
 
 
 def add_scenario(workspace: Workspace, from_day: int, to_day: int | None, factor: float, store: str | None = None,
