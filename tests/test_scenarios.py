@@ -4,6 +4,7 @@ from __future__ import annotations
 import multiprocessing
 import shutil
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -218,3 +219,15 @@ def test_a_foods_shift_on_the_embedded_default_retrains_the_on_degradation_model
     assert [(d, m) for d, m, _ in later if m == "calendar"] == [(trained_on + 21, "calendar")]
     assert all(r == "weekly: every 21 days" for _, m, r in later if m == "calendar")
     assert any(a["model"] == "calendar" for a in AlertStore(workspace.runs_path).history(200) if a["kind"] == "degradation")
+
+
+def test_the_arrival_notebook_shows_the_scenarios_that_applied(workspace):
+    day = _today(workspace) + 1
+    scenario = add_scenario(workspace, day, None, 1.6, department="FOODS_3")
+    run = jobs.run_task(workspace, "simulate_day", {}, trigger="manual")
+    assert run["status"] == "succeeded", run["error"]
+    executed = nbformat.read(run["output"], as_version=4)
+    shown = "".join(str(out.get("data", {}).get("text/plain", "")) for cell in executed.cells
+                    for out in cell.get("outputs", []))
+    assert scenario.label() in shown and f"#{scenario.id} FOODS_3 x1.60" in shown
+    assert [d for d, _ in ScenarioStore(workspace.runs_path).applied_between(day, day)] == [day]
