@@ -58,7 +58,7 @@ def test_the_cooldown_counts_from_the_current_version_when_nothing_newer_was_tra
 
 
 def test_a_retrain_rejected_by_the_gate_starts_the_cooldown_so_the_model_is_not_retrained_daily(workspace):
-    """The bug: counting from the current version (day 300), a model whose retrains the gate rejects retrained every day."""
+    """The bug: counted from the current version (day 300), a model whose retrains were rejected retrained daily."""
     Registry(workspace.registry_path).add_version("reactive", _version(314, status="rejected"), make_current=False)
     model = Registry(workspace.registry_path).get("reactive")
     assert model["current_version"] == "v1" and model["versions"][-1]["status"] == "rejected"

@@ -51,7 +51,8 @@ def _add(workspace: Workspace, args: Args) -> str:
                             args.department)
     today = DayStore(workspace.data_dir).last_day()
     first = max(scenario.from_day, today + 1)
-    return f"scenario {scenario.label()} added; the first day it changes is {day_label(first)} (today is {day_label(today)})"
+    return (f"scenario {scenario.label()} added; the first day it changes is {day_label(first)}"
+            f" (today is {day_label(today)})")
 
 
 def _list(workspace: Workspace, args: Args):

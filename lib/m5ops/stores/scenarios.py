@@ -83,7 +83,8 @@ class ScenarioStore(RunDbStore):
             row = conn.execute(f"UPDATE scenarios SET removed_at = ? WHERE id = ? AND removed_at IS NULL"
                                f" RETURNING {_COLUMNS}", (utc_now(), int(scenario_id))).fetchone()
             if row is None:
-                active = [r["id"] for r in conn.execute("SELECT id FROM scenarios WHERE removed_at IS NULL ORDER BY id")]
+                active = [r["id"] for r in
+                          conn.execute("SELECT id FROM scenarios WHERE removed_at IS NULL ORDER BY id")]
                 gone = conn.execute("SELECT 1 FROM scenarios WHERE id = ?", (int(scenario_id),)).fetchone()
         if row is None:
             listed = ", ".join(f"#{i}" for i in active) or "none"
@@ -113,7 +114,7 @@ class ScenarioStore(RunDbStore):
 
     # -- the days they were applied to -----------------------------------------------------------
     def record_applied(self, day: int, applied: Iterable[tuple[int, float, int]]) -> None:
-        """What the arrival of ``day`` applied, as (scenario id, factor, series touched); replaces any earlier record."""
+        """What the arrival of ``day`` applied, as (scenario id, factor, series touched); replaces an earlier record."""
         with self.db.connect(write=True) as conn:
             conn.execute("DELETE FROM scenario_days WHERE day = ?", (int(day),))
             conn.executemany("INSERT INTO scenario_days (day, scenario, factor, series) VALUES (?, ?, ?, ?)",
