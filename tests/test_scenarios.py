@@ -149,7 +149,8 @@ def test_scenarios_added_by_concurrent_processes_all_get_their_own_id(tmp_path):
 ])
 def test_scenario_add_refuses_what_cannot_apply_with_status_2_and_the_fix(workspace, capsys, args, message):
     status = m5ops_main(["--home", str(workspace.home), "scenario", "add", "--from-day", "310", *args])
-    assert status == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and message in err[0], err
     assert ScenarioStore(workspace.runs_path).scenarios() == []
 
 
@@ -164,6 +165,8 @@ def test_scenario_add_list_remove_through_the_command(workspace, capsys):
     assert "have all arrived already" in capsys.readouterr().err
     assert m5ops_main([*home, "scenario", "list"]) == 0 and "#1 FOODS x1.60" in capsys.readouterr().out
     assert workspace_status(workspace).as_dict()["scenarios"] == [f"#1 FOODS x1.60 from d_{today - 3}"]
+    assert m5ops_main([*home, "status"]) == 0
+    assert f"scenarios: #1 FOODS x1.60 from d_{today - 3}" in capsys.readouterr().out
     assert m5ops_main([*home, "scenario", "remove", "1"]) == 0 and "removed" in capsys.readouterr().out
     assert m5ops_main([*home, "scenario", "remove", "1"]) == 2
     assert "no active scenario #1 (it was removed already)" in capsys.readouterr().err
