@@ -217,6 +217,9 @@ def test_a_foods_shift_on_the_embedded_default_retrains_the_on_degradation_model
     assert set(alerted) == {"reactive", "calendar"} and shift_from < alerted["reactive"] <= shift_from + 7
     assert len(reactive) == 1 and reactive[0][0] == alerted["reactive"], trainings
     assert reactive[0][1].startswith("on-degradation: WRMSSE ") and "over 7 days" in reactive[0][1]
+    alert = next(a for _, a in raised if a["model"] == "reactive")
+    run = RunStore(workspace.runs_path).runs(limit=1, model="reactive", task="train")[0]
+    assert alert["raised_at"] < run["created_at"] and run["params"]["reason"] == alert["message"] == reactive[0][1]
     entry = AuditLog(workspace.runs_path).last(model="reactive")  # the gate's entry on the triggered version
     assert entry.version == "v2" and entry.evidence["trained_because"] == reactive[0][1]
     # the weekly model, degraded alike and alerted, waits for its week
