@@ -3,9 +3,9 @@
 A model retrained ``on-degradation`` or ``on-drift`` is trained when such an alert is open for
 it, once per cooldown (default 7 simulated days since its newest training), so a lasting shift
 retrains it once, not daily. The newest training is any version, accepted or rejected by the
-gate, or any training run that ran (or runs): a retrain the gate keeps rejecting leaves the current
-version old, and counting from that would retrain the model every day. A paused model is never
-retrained by a trigger.
+gate, or any training run that ran or runs (not one interrupted or cancelled): a retrain the gate
+keeps rejecting leaves the current version old, and counting from that would retrain the model
+every day. A paused model is never retrained by a trigger.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def due_trainings(workspace: Workspace, today: int, cooldown_days: int = COOLDOW
 
 
 def newest_training_day(name: str, model: dict, runs: RunStore) -> int | None:
-    """The simulated day of the model's newest training: a version (accepted or rejected) or a started run."""
+    """The simulated day of the model's newest training: a version (accepted or rejected) or a run."""
     days = [v["sim_day"] for v in model["versions"] if v.get("sim_day") is not None]
     for run in runs.runs(limit=RECENT_TRAININGS, model=name, task="train", status=TRAINED):
         if run["created_at"] >= model["created"]:  # not a training of an earlier model of that name
@@ -74,7 +74,7 @@ def _triggered(name: str, model: dict, alerts: list[dict], today: int, cooldown_
         return None
     newest = newest_training_day(name, model, runs)
     if newest is not None and today - newest < cooldown_days:
-        log.info("%s: %s, but its newest training was on day %d: it waits for the %d-day cooldown", name,
+        log.debug("%s: %s, but its newest training was on day %d: it waits for the %d-day cooldown", name,
                  alert["message"], newest, cooldown_days)
         return None
     return DueTraining(name, alert["message"], {"alert": alert["id"], **alert["evidence"]})
