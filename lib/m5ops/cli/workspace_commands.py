@@ -119,6 +119,7 @@ def cmd_status(workspace: Workspace, args: Args):
         f"running:   {', '.join(_with_progress(line, status['progress']) for line in status['running']) or '-'}",
         f"queued:    {', '.join(status['queued']) or '-'}",
         f"alerts:    {len(status['alerts'])} open" + (" ('m5ops alerts' lists them)" if status["alerts"] else ""),
+        f"scenarios: {', '.join(status['scenarios']) or '-'}",
     ])
 
 

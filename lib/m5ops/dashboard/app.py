@@ -54,10 +54,12 @@ def header_html(h: WorkspaceStatus) -> str:
               f"<code>{html.escape(h.runner_command)}</code></span>")
     running = html.escape(", ".join(h.running_labels) or "-")
     queued = html.escape(", ".join(h.queued_labels) or "-")
+    scenarios = (f"<br><span class='m5-item m5-scenarios'>demand scenarios: {html.escape(', '.join(h.scenarios))}"
+                 "</span>" if h.scenarios else "")
     return (f"<span class='m5-item m5-today'>today <b>{h.today}</b> ({h.date})</span>"
             f"<span class='m5-item m5-data-size'>{h.days} days x {h.series} series = {h.rows:,} rows</span>"
             f"{runner}<br><span class='m5-item m5-running'>running: {running}</span>"
-            f"<span class='m5-item m5-queued'>queued: {queued}</span>")
+            f"<span class='m5-item m5-queued'>queued: {queued}</span>{scenarios}")
 
 
 def alerts_html(h: WorkspaceStatus) -> str:

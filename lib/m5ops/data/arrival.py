@@ -20,6 +20,7 @@ class Arrival:
     sales: np.ndarray
     prices: np.ndarray
     factors: pd.DataFrame | None = field(default=None, repr=False)
+    scenarios: list[dict] = field(default_factory=list)  # what each demand scenario applied did (pipeline.scenarios)
 
     @property
     def date(self) -> pd.Timestamp:
@@ -29,7 +30,13 @@ class Arrival:
         """One line of figures for logs and the notebook."""
         return {"day": self.day, "d": day_label(self.day), "date": str(self.date.date()),
                 "source": self.source, "total_sales": int(self.sales.sum()),
-                "series_selling": int((self.sales > 0).sum()), "series": int(len(self.sales))}
+                "series_selling": int((self.sales > 0).sum()), "series": int(len(self.sales)),
+                "scenarios": ", ".join(s["label"] for s in self.scenarios) or "none"}
+
+    def scenario_table(self) -> pd.DataFrame:
+        """One row per demand scenario applied to this day: its factor, the series and units it changed."""
+        columns = ["scenario", "label", "factor", "series", "units_before", "units_after"]
+        return pd.DataFrame(self.scenarios, columns=columns).set_index("scenario")
 
 
 def calendar_through(store: DayStore, day: int) -> pd.DataFrame:

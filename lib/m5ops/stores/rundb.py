@@ -5,8 +5,9 @@ Version 1: runs, metrics, heartbeat, runner_state. Version 2: ``runs.progress`` 
 ``level`` (``all`` or a WRMSSE level 1-12), ``horizon`` and ``issue_day`` (0 on backtest rows),
 with ``excluded`` (series left out of a WRMSSE, having no scale). Version 4: ``alerts``. Version 5: serving, as
 ``production`` (who serves, one row per change), ``audit`` (every change of production or of a
-model's current version, with its evidence) and ``settings`` (the serving policy). A new table
-or column is a new step at the end of ``MIGRATIONS``.
+model's current version, with its evidence) and ``settings`` (the serving policy). Then: demand
+``scenarios`` and the ``scenario_days`` each was applied to. A new table or column is a new step
+at the end of ``MIGRATIONS``.
 """
 from __future__ import annotations
 
@@ -179,12 +180,40 @@ def _serving_tables(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_SCENARIOS = """
+CREATE TABLE IF NOT EXISTS scenarios (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_day INTEGER NOT NULL,
+    to_day INTEGER,
+    factor REAL NOT NULL CHECK (factor > 0),
+    store TEXT,
+    category TEXT,
+    department TEXT,
+    added_at TEXT NOT NULL,
+    removed_at TEXT
+);
+CREATE TABLE IF NOT EXISTS scenario_days (
+    day INTEGER NOT NULL,
+    scenario INTEGER NOT NULL REFERENCES scenarios (id),
+    factor REAL NOT NULL,
+    series INTEGER NOT NULL,
+    PRIMARY KEY (day, scenario)
+)"""
+
+
+def _scenarios(conn: sqlite3.Connection) -> None:
+    """Demand scenarios (``stores.scenarios``), and the days each one was applied to."""
+    for statement in filter(str.strip, _SCENARIOS.split(";")):
+        conn.execute(statement)
+
+
 MIGRATIONS = [
     _create_tables,
     _add_columns("runs", {"progress": "REAL", "progress_note": "TEXT"}),
     _metrics_by_source_and_level,
     _alerts,
     _serving_tables,
+    _scenarios,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,6 +10,7 @@ from m5ops.stores.holdback import Holdback, held_back_left
 from m5ops.stores.layout import Workspace
 from m5ops.stores.runner_state import RunnerState
 from m5ops.stores.runs import RunStore, run_label
+from m5ops.stores.scenarios import ScenarioStore
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class WorkspaceStatus:
     running: tuple[dict, ...]
     queued: tuple[dict, ...]
     alerts: tuple[dict, ...] = ()  # open ones, oldest first
+    scenarios: tuple[str, ...] = ()  # labels of the demand scenarios still to apply to some arriving day
 
     today = property(lambda self: day_label(self.today_day))
     date = property(lambda self: str(day_date(self.today_day).date()))
@@ -51,6 +53,7 @@ class WorkspaceStatus:
             "running": self.running_labels, "queued": self.queued_labels,
             "alerts": [{"id": a["id"], "kind": a["kind"], "model": a["model"], "message": a["message"]}
                        for a in self.alerts],
+            "scenarios": list(self.scenarios),
             "progress": {r["id"]: {"fraction": r["progress"], "note": r["progress_note"]} for r in self.running},
         }
 
@@ -69,6 +72,7 @@ class StatusReader:
         self.runs = RunStore(workspace.runs_path)
         self.runner = RunnerState(workspace.runs_path)
         self.alerts = AlertStore(workspace.runs_path)
+        self.scenarios = ScenarioStore(workspace.runs_path)
         self.n_series = self.store.n_series()
         self.holdback_span = Holdback(workspace.holdback_path).days()
 
@@ -81,7 +85,8 @@ class StatusReader:
             series=self.n_series, held_back_left=held_back_left(self.holdback_span, today),
             heartbeat=beat, runner_alive=self.runner.alive(beat=beat), schedule=self.runner.state(),
             running=tuple(self.runs.running() if running is None else running),
-            queued=tuple(self.runs.queued() if queued is None else queued), alerts=tuple(self.alerts.open()))
+            queued=tuple(self.runs.queued() if queued is None else queued), alerts=tuple(self.alerts.open()),
+            scenarios=tuple(s.label() for s in self.scenarios.upcoming(today)))
 
 
 def workspace_status(workspace: Workspace) -> WorkspaceStatus:
