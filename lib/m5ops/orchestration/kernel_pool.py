@@ -6,14 +6,14 @@
         kernel.discard()              # killed after its one run, whatever happened
 
 A kernel costs about 1 s to start and 1.6 s more to import ``m5ops`` (pandas, matplotlib,
-pyarrow, the model libraries). The pool's filler thread keeps ``spares`` kernels started and
-importing while runs execute, so a run finds its kernel ready. Isolation is kept: a spare has
+pyarrow, the model libraries). The pool's filler threads keep ``spares`` kernels started and
+importing (two at a time) while runs execute, so a run finds its kernel ready. Isolation is kept: a spare has
 run only ``preload`` (imports, no run's code), a taken kernel never returns to the pool, and a
 spare found dead (OOM-killed, a port clash at start) is replaced, never handed out.
 
 The kernels are children of the process holding the pool (the runner), not of the forked task
 process that uses one: ipykernel ends a kernel whose parent process dies (``JPY_PARENT_PID``),
-and the executor kills a run's kernel itself at its timeout. The filler thread runs at the
+and the executor kills a run's kernel itself at its timeout. The filler threads run at the
 pool's niceness, which every kernel it starts inherits (Linux niceness is per thread).
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ log = logging.getLogger("m5ops.executor")
 KERNEL_NAME = "python3"
 START_TIMEOUT_S = 60.0  # a kernel that does not answer by then is discarded (papermill's own default)
 WATCH_S = 0.5  # how often the filler looks for dead spares
+FILLERS = 2  # kernels starting at once at most: two lanes may wait for one each (and 2 cores is the least we run on)
 # what the task notebooks import: loaded into a spare before any run may take it
 PRELOAD = ("m5ops.pipeline.figures", "m5ops.pipeline.tasks", "lightgbm", "sklearn.ensemble")
 
@@ -64,14 +65,22 @@ class WarmKernel:
     started: float = field(default_factory=time.monotonic)
     ready_s: float | None = None  # start to ready (imports done), once ready
 
+    def __post_init__(self):
+        self.process = psutil.Process(self.pid)  # remembers its start time: a reused pid is not it
+
     def handover(self) -> dict:
         """What a task process in another process needs to connect (``engine.HandedKernelManager``)."""
         return {"connection": self.manager.get_connection_info(), "pid": self.pid,
-                "create_time": psutil.Process(self.pid).create_time()}
+                "create_time": self.process.create_time()}
 
     def alive(self) -> bool:
         """Whether the kernel process still runs (a dead one is never handed out)."""
-        return self.manager.is_alive()
+        if self.manager.provisioner.process.poll() is not None:  # reaps it if it died
+            return False
+        try:
+            return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def renice(self, niceness: int) -> None:
         """Raise every thread of the kernel to ``niceness`` (never lowers it: that needs privileges)."""
@@ -104,10 +113,11 @@ class KernelPool:
         self.start_timeout_s = start_timeout_s
         self.replaced = 0  # spares found dead and replaced
         self._ready: list[WarmKernel] = []
-        self._starting: WarmKernel | None = None
+        self._starting: list[WarmKernel] = []
+        self._slots = 0  # kernels being started now (a slot is taken before its kernel exists)
         self._closed = threading.Event()
         self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def __enter__(self) -> "KernelPool":
         return self.start()
@@ -116,9 +126,11 @@ class KernelPool:
         self.shutdown()
 
     def start(self) -> "KernelPool":
-        """Start the filler thread (it starts the spares one after another)."""
-        self._thread = threading.Thread(target=self._fill, name="m5ops-kernel-pool", daemon=True)
-        self._thread.start()
+        """Start the filler threads (each starts one kernel at a time)."""
+        for i in range(min(self.spares, FILLERS)):
+            thread = threading.Thread(target=self._fill, name=f"m5ops-kernel-pool-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def take(self, timeout_s: float | None = None) -> WarmKernel | None:
@@ -141,7 +153,7 @@ class KernelPool:
     def pids(self) -> list[int]:
         """The pids of the pool's kernels now (ready and starting)."""
         with self._changed:
-            return [k.pid for k in self._ready] + ([self._starting.pid] if self._starting else [])
+            return [k.pid for k in self._ready + self._starting]
 
     def ready_count(self) -> int:
         """How many spares are ready to be taken now."""
@@ -161,13 +173,13 @@ class KernelPool:
         self._closed.set()
         with self._changed:
             spares, self._ready = self._ready, []
-            starting = self._starting
+            starting = list(self._starting)
             self._changed.notify_all()
         killed = [pid for kernel in spares for pid in kernel.discard()]
-        if starting is not None:
-            killed += kill_tree(starting.pid)  # the filler sees it die and cleans up after it
-        if self._thread is not None:
-            self._thread.join()
+        for kernel in starting:
+            killed += kill_tree(kernel.pid)  # its filler sees it die and cleans up after it
+        for thread in self._threads:
+            thread.join()
         return killed
 
     # -- in the filler thread --------------------------------------------------------------
@@ -181,17 +193,18 @@ class KernelPool:
                 for kernel in [k for k in self._ready if not k.alive()]:
                     self._ready.remove(kernel)
                     self._replace(kernel)
-                missing = len(self._ready) < self.spares
-                if not missing:
+                if len(self._ready) + self._slots >= self.spares:
                     self._changed.wait(WATCH_S)
                     continue
+                self._slots += 1
             try:
                 kernel = self._start_one()
             except Exception:  # no kernel could start (ports, a broken install): logged, tried again
                 log.exception("a spare kernel could not start; the pool tries again in 5 s")
+                kernel = None
                 self._closed.wait(5.0)
-                continue
             with self._changed:
+                self._slots -= 1
                 if kernel is not None and not self._closed.is_set():
                     self._ready.append(kernel)
                     self._changed.notify_all()
@@ -205,12 +218,12 @@ class KernelPool:
         manager.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS), cwd=self.cwd)
         kernel = WarmKernel(manager, manager.provisioner.process.pid)
         with self._changed:
-            self._starting = kernel
+            self._starting.append(kernel)
         try:
             ready = self._wait_ready(kernel)
         finally:
             with self._changed:
-                self._starting = None
+                self._starting.remove(kernel)
         if ready and not self._closed.is_set():
             kernel.ready_s = time.monotonic() - kernel.started
             log.debug("spare kernel %d ready in %.2f s", kernel.pid, kernel.ready_s)
