@@ -144,6 +144,21 @@ def test_killing_a_run_kills_its_warm_kernel(task, tmp_path):
     assert kernel in killed and gone([kernel]) and done["r"].status == "failed"
 
 
+def test_spare_kernels_die_with_a_sigkilled_pool_process(tmp_path):
+    script = ("import sys; from m5ops.orchestration.kernel_pool import KernelPool\n"
+              "pool = KernelPool(2).start(); pool.wait_full(300); print(*pool.pids(), flush=True)\n"
+              "sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        kernels = [int(pid) for pid in holder.stdout.readline().split()]
+        assert len(kernels) == 2 and all(alive(pid) for pid in kernels)
+        holder.kill()
+        holder.wait(10)
+        assert gone(kernels, 3.0)  # by the parent-death signal armed in preload, or else ipykernel's poller
+    finally:
+        holder.kill()
+
+
 def test_the_engine_is_registered_by_its_entry_point_name():
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["papermill.engine"]
     module, _, attribute = declared[engine.ENGINE_NAME].partition(":")

@@ -12,8 +12,8 @@ run only ``preload`` (imports, no run's code), a taken kernel never returns to t
 spare found dead (OOM-killed, a port clash at start) is replaced, never handed out.
 
 The kernels are children of the process holding the pool (the runner), not of the forked task
-process that uses one: ipykernel ends a kernel whose parent process dies (``JPY_PARENT_PID``),
-and the executor kills a run's kernel itself at its timeout. The filler threads run at the
+process that uses one: a kernel dies with that process (``preload`` arms the parent-death
+signal), and the executor kills a run's kernel itself at its timeout or when the run is ended. The filler threads run at the
 pool's niceness, which every kernel it starts inherits (Linux niceness is per thread).
 """
 from __future__ import annotations
@@ -41,9 +41,17 @@ PRELOAD = ("m5ops.pipeline.figures", "m5ops.pipeline.tasks", "lightgbm", "sklear
 
 
 def preload() -> None:
-    """In a spare kernel, at its start: import what the notebooks import (a missing optional one is skipped)."""
+    """In a spare kernel, at its start: die with the pool's process, import what the notebooks import.
+
+    The parent-death signal is sent when the pool's filler thread that started the kernel ends:
+    with the process (even on SIGKILL), or at the pool's shutdown, which kills its kernels anyway.
+    """
     import importlib
 
+    from m5ops.orchestration.processes import die_with_parent
+
+    if die_with_parent() and str(os.getppid()) != os.environ.get("JPY_PARENT_PID"):
+        os._exit(1)  # the pool's process died before the signal was armed
     for module in PRELOAD:
         try:
             importlib.import_module(module)
@@ -159,6 +167,11 @@ class KernelPool:
         """How many spares are ready to be taken now."""
         with self._changed:
             return len(self._ready)
+
+    def ready_seconds(self) -> list[float]:
+        """How long each ready spare took from its start to ready (kernel start and preload)."""
+        with self._changed:
+            return [k.ready_s for k in self._ready]
 
     def wait_full(self, timeout_s: float) -> bool:
         """Wait until every spare is ready (benchmarks, tests); whether they were in time."""
