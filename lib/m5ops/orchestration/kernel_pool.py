@@ -50,13 +50,32 @@ def preload() -> None:
 
     from m5ops.orchestration.processes import die_with_parent
 
-    if die_with_parent() and str(os.getppid()) != os.environ.get("JPY_PARENT_PID"):
+    parent = os.environ.get("JPY_PARENT_PID")  # set by jupyter_client for the kernels it starts
+    if parent and die_with_parent() and str(os.getppid()) != parent:
         os._exit(1)  # the pool's process died before the signal was armed
     for module in PRELOAD:
         try:
             importlib.import_module(module)
         except ImportError:  # a kind's library not installed: the notebook that needs it says so itself
             pass
+    _warm_charts()
+
+
+def _warm_charts() -> None:
+    """Render one small chart off-screen: a kernel's first chart also loads fonts and the renderer.
+
+    A bare ``Figure`` (not pyplot's): nothing is left open or shown to the run.
+    """
+    import io
+
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2, 1))
+    axes = figure.subplots()
+    axes.plot([0, 1], [0, 1], label="warm-up")
+    axes.set_title("warm-up")
+    axes.legend()
+    figure.savefig(io.BytesIO(), format="png", bbox_inches="tight")
 
 
 # --history in memory: runs side by side must not share IPython's sqlite file (nbclient does the same)
