@@ -7,7 +7,7 @@
 
 A kernel costs about 1 s to start and 1.6 s more to import ``m5ops`` (pandas, matplotlib,
 pyarrow, the model libraries). The pool's filler threads keep ``spares`` kernels started and
-importing (two at a time) while runs execute, so a run finds its kernel ready. Isolation is kept: a spare has
+importing while runs execute (one at a time, two while a run waits), so a run finds its kernel ready. Isolation is kept: a spare has
 run only ``preload`` (imports, no run's code), a taken kernel never returns to the pool, and a
 spare found dead (OOM-killed, a port clash at start) is replaced, never handed out.
 
@@ -35,7 +35,9 @@ log = logging.getLogger("m5ops.executor")
 KERNEL_NAME = "python3"
 START_TIMEOUT_S = 60.0  # a kernel that does not answer by then is discarded (papermill's own default)
 WATCH_S = 0.5  # how often the filler looks for dead spares
-FILLERS = 2  # kernels starting at once at most: two lanes may wait for one each (and 2 cores is the least we run on)
+# kernels starting at once: one while runs execute (a warming kernel then takes one core, not the run's),
+# a second while a run waits for a kernel (two lanes may each wait for one)
+FILLERS = 2
 # what the task notebooks import: loaded into a spare before any run may take it
 PRELOAD = ("m5ops.pipeline.figures", "m5ops.pipeline.tasks", "lightgbm", "sklearn.ensemble")
 
@@ -142,6 +144,7 @@ class KernelPool:
         self._ready: list[WarmKernel] = []
         self._starting: list[WarmKernel] = []
         self._slots = 0  # kernels being started now (a slot is taken before its kernel exists)
+        self._waiting = 0  # runs waiting in ``take`` for a kernel
         self._closed = threading.Event()
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -174,7 +177,12 @@ class KernelPool:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                self._changed.wait(min(left, WATCH_S))
+                self._waiting += 1
+                self._changed.notify_all()  # a second filler may start one now
+                try:
+                    self._changed.wait(min(left, WATCH_S))
+                finally:
+                    self._waiting -= 1
         return None
 
     def pids(self) -> list[int]:
@@ -225,7 +233,7 @@ class KernelPool:
                 for kernel in [k for k in self._ready if not k.alive()]:
                     self._ready.remove(kernel)
                     self._replace(kernel)
-                if len(self._ready) + self._slots >= self.spares:
+                if len(self._ready) + self._slots >= self.spares or self._slots and not self._waiting:
                     self._changed.wait(WATCH_S)
                     continue
                 self._slots += 1
