@@ -1,6 +1,7 @@
 """The executor and notebook runs: parameters checked before injection, failures kept with their notebook."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -58,3 +59,25 @@ def test_the_explore_notebook_runs_against_a_workspace(real_workspace, tmp_path)
                     str(NOTEBOOKS), "--log-level", "ERROR"], env=env, check=True, timeout=300, capture_output=True)
     executed = nbformat.read(out, as_version=4)
     assert not [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+
+
+def test_the_output_notebook_is_written_at_each_cells_end_not_at_its_start(tmp_path, monkeypatch):
+    # the last cell reads the output notebook as it is on disk while that cell runs
+    source = tmp_path / "saves.ipynb"
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell('home = ""\nrun_id = ""', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print('first cell ran')"),
+                nbformat.v4.new_code_cell("import json\non_disk = json.load(open(home))\n"
+                                          "print(json.dumps([c['metadata']['papermill']['status'] for c in on_disk['cells']]))")]
+    nbformat.write(nb, source)
+    monkeypatch.setitem(executor.TASKS, "saves", executor.TaskSpec("saves", str(source), {"home": (str,), "run_id": (str,)}))
+    output = tmp_path / "out.ipynb"
+    result = executor.execute("saves", {"home": str(output), "run_id": "r"}, output)
+    assert result.status == "succeeded", result.error
+    executed = nbformat.read(output, as_version=4)
+    seen = json.loads(executed.cells[-1].outputs[0]["text"])
+    # parameters, injected parameters, the first cell: written as each ended; this one's start was not written
+    assert seen == ["completed", "completed", "completed", "pending"]
+    assert "first cell ran" in executed.cells[2].outputs[0]["text"]
+    assert [c.metadata.papermill["status"] for c in executed.cells] == ["completed"] * 4  # the final write

@@ -4,9 +4,16 @@ Papermill is imported once by the long-lived process that imports this module; e
 executed in a forked child, and a run past its timeout is killed with its whole process tree
 (jupyter_client starts the kernel in a session of its own, so a process-group kill would miss
 it): a hung or OOM-killed kernel never hangs the caller.
+
+Inside ``warm_kernels(spares)`` (the runner, while it serves) a run takes a warm kernel from a
+``kernel_pool.KernelPool`` of this process: started ahead, ``m5ops`` imported, never used by
+another run. The forked child connects to it through the ``m5ops`` Papermill engine
+(``engine.WarmKernelEngine``); afterwards, and at a timeout or kill, this process kills it. Outside
+a pool (a plain caller, a Dask worker) each run starts a fresh kernel through the same engine.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -20,6 +27,8 @@ import nbformat
 
 from m5ops.errors import ParameterError
 from m5ops.notebooks import NOTEBOOKS_DIR
+from m5ops.orchestration import engine
+from m5ops.orchestration.kernel_pool import KernelPool, WarmKernel
 from m5ops.orchestration.processes import KILL_GRACE_S, die_with_parent, kill_tree
 from m5ops.stores.registry import NAME_RULE, is_model_name
 
@@ -85,8 +94,9 @@ def output_path(outputs: Path, sim_date: str, task: str, run_id: str, model: str
     return Path(outputs) / sim_date / f"{stem}-{run_id}.ipynb"
 
 
-_RUNNING: dict[str, int] = {}  # run id -> pid of its task process, while the run executes here
+_RUNNING: dict[str, tuple[int, ...]] = {}  # run id -> pids of its task process (and warm kernel) while it runs
 _RUNNING_LOCK = threading.Lock()
+_POOL: KernelPool | None = None  # while inside ``warm_kernels``
 
 
 def kill_run(run_id: str) -> list[int]:
@@ -97,8 +107,28 @@ def kill_run(run_id: str) -> list[int]:
     killing every child of the runner.
     """
     with _RUNNING_LOCK:
-        pid = _RUNNING.get(run_id)
-    return kill_tree(pid) if pid else []
+        pids = _RUNNING.get(run_id, ())
+    return [killed for pid in reversed(pids) for killed in kill_tree(pid)]  # the kernel first: it does the work
+
+
+@contextlib.contextmanager
+def warm_kernels(spares: int, niceness: int = 0):
+    """Runs executed in this process while inside each take a warm kernel from a pool of ``spares``.
+
+    The kernels run at ``niceness`` more than this process (as a run's would); on the way out
+    every spare is killed.
+    """
+    global _POOL
+    if _POOL is not None:
+        raise RuntimeError("warm_kernels is already active in this process: one pool per process")
+    pool = KernelPool(spares, niceness=niceness, cwd=NOTEBOOKS_DIR).start()
+    _POOL = pool
+    log.info("keeping %d warm kernel(s) at niceness +%d", spares, niceness)
+    try:
+        yield pool
+    finally:
+        _POOL = None
+        pool.shutdown()
 
 
 @dataclass
@@ -122,26 +152,42 @@ def execute(task: str, params: dict, output: Path, timeout_s: float = 3600.0, ni
     spec.validate(params)
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    kernel = _take_kernel(niceness)
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(str(NOTEBOOKS_DIR / spec.notebook), str(output), params, sender,
-                                                 niceness, os.getpid()))
-    child.start()
-    sender.close()
+                                                 niceness, os.getpid(), kernel and kernel.handover()))
     run_id = str(params.get("run_id"))
-    with _RUNNING_LOCK:
-        _RUNNING[run_id] = child.pid
     try:
+        child.start()
+        sender.close()
+        with _RUNNING_LOCK:
+            _RUNNING[run_id] = (child.pid, kernel.pid) if kernel else (child.pid,)
         error = _wait(child, receiver, timeout_s)
     finally:
         with _RUNNING_LOCK:
             _RUNNING.pop(run_id, None)
+        if kernel is not None:
+            kernel.discard()  # one run per kernel, whatever happened
     duration = time.monotonic() - started
     if error and "timed out" in error:
         _note_in_notebook(output, error)
     status = "failed" if error else "succeeded"
     log.info("run %s task=%s status=%s duration=%.1fs output=%s", params.get("run_id"), task, status, duration, output)
     return Execution(status, output, duration, error)
+
+
+def _take_kernel(niceness: int) -> WarmKernel | None:
+    """A warm kernel from this process's pool, at the run's niceness; None without a pool (or none in time)."""
+    pool = _POOL
+    if pool is None:
+        return None
+    kernel = pool.take()
+    if kernel is None:
+        log.warning("no warm kernel came in %g s: this run starts its own", pool.start_timeout_s)
+    elif niceness:
+        kernel.renice(os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+    return kernel
 
 
 def _wait(child, receiver, timeout_s: float) -> str | None:
@@ -159,7 +205,8 @@ def _wait(child, receiver, timeout_s: float) -> str | None:
     return f"timed out after {timeout_s:.0f} s: the task and its kernel were killed"
 
 
-def _child(notebook: str, output: str, params: dict, sender, niceness: int, parent: int) -> None:
+def _child(notebook: str, output: str, params: dict, sender, niceness: int, parent: int,
+           warm_kernel: dict | None = None) -> None:
     """In the forked child: execute, report an error string or None; dies with its parent."""
     import papermill  # already imported by the parent: free after fork
 
@@ -168,8 +215,9 @@ def _child(notebook: str, output: str, params: dict, sender, niceness: int, pare
     message = None
     try:
         if niceness:
-            os.nice(niceness)  # inherited by the kernel papermill starts
+            os.nice(niceness)  # inherited by the kernel papermill starts (a warm one is reniced by the parent)
         papermill.execute_notebook(notebook, output, parameters=params, kernel_name="python3",
+                                   engine_name=engine.ENGINE_NAME, warm_kernel=warm_kernel,
                                    progress_bar=False, cwd=str(NOTEBOOKS_DIR))
     except papermill.PapermillExecutionError as exc:
         message = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
@@ -191,3 +239,5 @@ def _note_in_notebook(output: Path, error: str) -> None:
 
 
 import papermill  # noqa: E402,F401  (imported here, once, so forked runs start without paying for it)
+
+engine.register()

@@ -13,7 +13,8 @@
   run at a time.
 - **Requests** queued in ``runs.db`` (``--queue`` on the CLI, or the dashboard): train, evaluate,
   simulate_day, and tick (``{"days": N}``, a meta-run over its sub-runs). A lane claims one
-  within ``poll_s`` once it is free; each run executes in a forked child (``executor``).
+  within ``poll_s`` once it is free; each run executes in a forked child (``executor``), on a
+  warm kernel of the runner's pool (``warm_spares``: started ahead, one run each, then discarded).
 - **Failures**: a failing run is retried after ``retry_delay_s``, up to ``retries`` times; a run
   past its timeout is killed with its kernel; a training whose model is deleted while it runs is
   killed and recorded cancelled. The runner carries on.
@@ -44,10 +45,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from m5ops.errors import M5opsError, ParameterError, RunnerError
 from m5ops.orchestration.alert_hook import notify
+from m5ops.orchestration.executor import warm_kernels
 from m5ops.orchestration.lock import TOKEN_ENV, RunnerLock, kill_leftovers
 from m5ops.orchestration.scheduling import (
     RunnerSettings, add_arguments, build_scheduler, missed_tick, next_run_utc,
 )
+from m5ops.orchestration.ticks import TICK_STEPS
 from m5ops.orchestration.work import Work
 from m5ops.pipeline.alerts import refresh_alerts
 from m5ops.stores.clock import parse_time, utc_now
@@ -83,7 +86,8 @@ class Runner:
             log.info("runner started, pid %d: ticks %s, lanes: %s, retries %d, timeout %g s", os.getpid(),
                      self.settings.describe(), self.settings.describe_lanes(), self.settings.retries,
                      self.settings.timeout_s)
-            with self.work.in_lanes(self.settings.workers):  # on the way out: waits for every lane's run
+            with warm_kernels(warm_spares(self.settings.workers), self.settings.niceness), \
+                    self.work.in_lanes(self.settings.workers):  # on the way out: waits for every lane's run
                 self._catch_up()
                 self._schedule_until_stopped()
         log.info("runner stopped (%s)", self._why_stop)
@@ -207,6 +211,11 @@ class Runner:
             log.exception("the tick stopped on an unexpected error; the runner carries on")
 
 
+def warm_spares(workers: int) -> int:
+    """Warm kernels a runner keeps: one per notebook step of a tick (back to back), one per training lane."""
+    return sum(step.task is not None for step in TICK_STEPS) + workers - 1
+
+
 def backfill(workspace: Workspace, days: int, settings: RunnerSettings | None = None,
              progress: bool = True) -> list[dict]:
     """``m5ops tick --days N``: N full ticks now, holding the runner lock; returns every run."""
@@ -219,7 +228,9 @@ def backfill(workspace: Workspace, days: int, settings: RunnerSettings | None = 
             runner.watching(beat=False):
         runner.recover(lock)
         # log lines go above the bar, and a bar off a terminal stays silent: its final line shows once
-        with logging_redirect_tqdm([logging.getLogger("m5ops")]), \
+        # (several days: the next runs' kernels warm up while one runs)
+        with warm_kernels(warm_spares(1), runner.settings.niceness) if days > 1 else contextlib.nullcontext(), \
+                logging_redirect_tqdm([logging.getLogger("m5ops")]), \
                 tqdm(total=days, desc="ticks", unit="day", disable=None if progress else True) as bar:
             for _ in range(days):
                 if runner.stopping.is_set():
