@@ -137,15 +137,20 @@ def record_drift(data: WorkspaceData, names: list[str], run_id: str | None = Non
 
 
 def drift_report(workspace, model: str | None = None) -> dict:
-    """What ``m5ops drift`` shows: each model's latest drift table and its target's PSI over time."""
-    registry = Registry(workspace.registry_path)
-    if model is not None and model not in registry.models():
-        known = ", ".join(sorted(registry.models())) or "none"
+    """What ``m5ops drift`` shows: each model's latest drift table and its target's PSI over time.
+
+    Every model of the registry with drift recorded (or only ``model``; an unknown one is refused).
+    """
+    models = Registry(workspace.registry_path).models()
+    if model is not None and model not in models:
+        known = ", ".join(sorted(models)) or "none"
         raise ParameterError(f"no model {model!r} (models: {known}); see 'm5ops models'")
     store = DriftStore(workspace.runs_path)
     latest, history = store.latest(model), store.target_history(model)
     report = {}
     for name, rows in latest.groupby("model", sort=True):
+        if name not in models:
+            continue  # deleted: its drift stays in runs.db, out of the report
         first = rows.iloc[0]
         report[name] = {
             "version": first["version"], "sim_day": int(first["sim_day"]),
