@@ -16,8 +16,8 @@ from m5ops.data.store import DayStore
 from m5ops.evaluation import drift as D
 from m5ops.pipeline import lifecycle
 from m5ops.pipeline.alerts import refresh_alerts
-from m5ops.pipeline.drift import (CURRENT_DAYS, REFERENCE_DAYS, SampleReader, drift_columns, drift_report,
-                                  record_drift, sample_days, sample_series, training_window, version_drift)
+from m5ops.pipeline.drift import (CURRENT_DAYS, REFERENCE_WEEKS, WEEK, SampleReader, drift_columns, drift_report,
+                                  record_drift, sample_series, sample_weeks, training_window, version_drift)
 from m5ops.pipeline.modeling import WorkspaceData
 from m5ops.pipeline.triggers import due_trainings
 from m5ops.pipeline.workspace_init import InitOptions, init_workspace
@@ -89,13 +89,14 @@ def test_missing_values_are_left_out_and_an_empty_side_is_undefined():
 # --- sampling: fixed, seeded, bounded ---------------------------------------------------------------
 
 def test_samples_are_fixed_by_their_seed_and_bounded():
-    assert np.array_equal(sample_series(30_490), sample_series(30_490)) and len(sample_series(30_490)) == 2000
+    assert np.array_equal(sample_series(30_490), sample_series(30_490)) and len(sample_series(30_490)) == 1000
     assert sample_series(50).tolist() == list(range(50))
-    days = sample_days(1, 730)
-    assert np.array_equal(days, sample_days(1, 730)) and len(days) == REFERENCE_DAYS
-    assert days.min() >= 1 and days.max() <= 730 and len(set(days.tolist())) == REFERENCE_DAYS
-    assert not np.array_equal(days, sample_days(8, 737))  # another window, another draw
-    assert sample_days(10, 16).tolist() == list(range(10, 17))
+    weeks = sample_weeks(1, 730)
+    assert weeks == sample_weeks(1, 730) and len(weeks) == REFERENCE_WEEKS and weeks == sorted(set(weeks))
+    for first, last in weeks:  # whole weeks inside the window, counted back from its end: the weekday mix is kept
+        assert last - first + 1 == WEEK and 1 <= first and last <= 730 and (730 - last) % WEEK == 0
+    assert sample_weeks(8, 737) != [(a + 7, b + 7) for a, b in weeks]  # another window, another draw
+    assert sample_weeks(10, 16) == [(10, 16)] and sample_weeks(1, 56) == [(1, 56)]  # short windows whole
 
 
 def test_calendar_features_are_left_out_and_baselines_have_only_the_target():
@@ -198,7 +199,7 @@ def test_the_sample_bounds_the_rows_read_whatever_the_workspace_size(workspace):
     data = WorkspaceData.open(workspace.home)
     model = Registry(workspace.registry_path).get("lgb")
     drift = version_drift(data, "lgb", model, model["versions"][0], SampleReader(data, series_size=4))
-    assert 0 < drift.target.n_current <= 4 * CURRENT_DAYS and 0 < drift.target.n_reference <= 4 * REFERENCE_DAYS
+    assert 0 < drift.target.n_current <= 4 * CURRENT_DAYS and 0 < drift.target.n_reference <= 4 * REFERENCE_WEEKS * WEEK
 
 
 def test_significant_drift_alerts_makes_an_on_drift_model_due_and_clears_when_it_ends(workspace, template, tripled):

@@ -73,10 +73,21 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float | No
 
 def category_counts(reference: Iterable, current: Iterable) -> tuple[np.ndarray, np.ndarray]:
     """Counts per level of both sides, over the union of their levels (missing values left out)."""
-    ref = pd.Series(reference, copy=False).dropna().astype(str).value_counts()
-    cur = pd.Series(current, copy=False).dropna().astype(str).value_counts()
+    ref, cur = pd.Series(reference, copy=False), pd.Series(current, copy=False)
+    if _same_categories(ref, cur):  # ids of one series table: count the codes, no string per row
+        n = len(ref.cat.categories)
+        codes = [s.cat.codes.to_numpy() for s in (ref, cur)]
+        return tuple(np.bincount(c[c >= 0], minlength=n) for c in codes)
+    ref = ref.dropna().astype(str).value_counts()
+    cur = cur.dropna().astype(str).value_counts()
     levels = ref.index.union(cur.index)
     return ref.reindex(levels, fill_value=0).to_numpy(), cur.reindex(levels, fill_value=0).to_numpy()
+
+
+def _same_categories(a: pd.Series, b: pd.Series) -> bool:
+    """Whether both are categoricals over the same levels."""
+    return (isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype)
+            and a.cat.categories.equals(b.cat.categories))
 
 
 def jensen_shannon(reference: Iterable, current: Iterable) -> float | None:

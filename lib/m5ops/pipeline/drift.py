@@ -3,9 +3,12 @@
 The reference is the version's training window (from its lineage), the current data the last
 ``CURRENT_DAYS`` days. Both sides are a fixed, seeded sample, so the cost is bounded whatever the
 workspace's size: the same ``SAMPLE_SERIES`` series on both sides (so the mix of ids only moves
-when items go on or off sale), every current day, and ``REFERENCE_DAYS`` days drawn from the
-training window with a seed of that window (the same days on every evaluation of a version, so
-its figures are comparable from day to day). Only rows of items on sale count, as in training.
+when items go on or off sale), every current day, and ``REFERENCE_WEEKS`` whole weeks drawn from
+the training window with a seed of that window (the same weeks on every evaluation of a version,
+so its figures are comparable from day to day). Whole weeks keep the weekday mix of both sides
+the same (sales follow the weekday strongly: single days drawn at random would make the target
+"drift" by their weekdays alone), and each is one read of the feature store. Only rows of items
+on sale count, as in training.
 Calendar features are left out: a month always "drifts" against a year.
 """
 from __future__ import annotations
@@ -28,8 +31,9 @@ from m5ops.stores.registry import Registry, current_version
 
 log = logging.getLogger("m5ops.pipeline.drift")
 SEED = 20110129  # the first day of M5: any fixed number would do
-SAMPLE_SERIES = 2000
-REFERENCE_DAYS = 56
+SAMPLE_SERIES = 1000
+REFERENCE_WEEKS = 8
+WEEK = 7
 CURRENT_DAYS = HORIZON
 
 
@@ -71,31 +75,35 @@ def sample_series(n_series: int, size: int = SAMPLE_SERIES) -> np.ndarray:
     return np.sort(np.random.default_rng(SEED).choice(n_series, size, replace=False))
 
 
-def sample_days(start: int, end: int, size: int = REFERENCE_DAYS) -> np.ndarray:
-    """A fixed seeded sample of the days start..end, seeded by the window (all days when fewer), ascending."""
-    days = np.arange(start, end + 1)
-    if len(days) <= size:
-        return days
-    return np.sort(np.random.default_rng([SEED, start, end]).choice(days, size, replace=False))
+def sample_weeks(start: int, end: int, weeks: int = REFERENCE_WEEKS) -> list[tuple[int, int]]:
+    """A fixed sample of whole weeks of start..end (counted back from ``end``), seeded by the window, oldest first.
+
+    A window of at most ``weeks`` weeks is taken whole, as one range.
+    """
+    if end - start + 1 <= weeks * WEEK:
+        return [(start, end)]
+    whole = (end - start + 1) // WEEK
+    chosen = np.sort(np.random.default_rng([SEED, start, end]).choice(whole, weeks, replace=False))[::-1]
+    return [(end - WEEK * (k + 1) + 1, end - WEEK * k) for k in (int(k) for k in chosen)]
 
 
 class SampleReader:
-    """Sampled feature rows of single days, each day read once per evaluation (models share days)."""
+    """Sampled feature rows of ranges of days, each range read once per evaluation (models share the last days)."""
 
     def __init__(self, data: WorkspaceData, series_size: int = SAMPLE_SERIES):
         self.data = data
         self.keep = np.zeros(len(data.series), dtype=bool)
         self.keep[sample_series(len(data.series), series_size)] = True
         self.columns = sorted({TARGET, "sell_price", *FEATURE_COLUMNS} - set(CALENDAR_FEATURES))
-        self._days: dict[int, pd.DataFrame] = {}
+        self._ranges: dict[tuple[int, int], pd.DataFrame] = {}
 
-    def rows(self, days: np.ndarray) -> pd.DataFrame:
-        """The sampled series' rows of ``days`` that were on sale."""
-        for day in (int(d) for d in days if int(d) not in self._days):
-            frame = self.data.features.read(day, day, self.data.series, self.columns)
-            frame = frame[self.keep[frame["series"].to_numpy()] & frame["sell_price"].notna().to_numpy()]
-            self._days[day] = frame
-        return pd.concat([self._days[int(d)] for d in days], ignore_index=True)
+    def rows(self, ranges: list[tuple[int, int]]) -> pd.DataFrame:
+        """The sampled series' rows of the days of ``ranges`` that were on sale."""
+        for days in (r for r in ranges if r not in self._ranges):
+            frame = self.data.features.read(*days, self.data.series, self.columns)
+            keep = self.keep[frame["series"].to_numpy()] & frame["sell_price"].notna().to_numpy()
+            self._ranges[days] = frame[keep]
+        return pd.concat([self._ranges[r] for r in ranges], ignore_index=True)
 
 
 def version_drift(data: WorkspaceData, name: str, model: dict, version: dict, reader: SampleReader) -> VersionDrift:
@@ -104,8 +112,7 @@ def version_drift(data: WorkspaceData, name: str, model: dict, version: dict, re
     reference = training_window(version, first)
     current = (max(first, data.split.today - CURRENT_DAYS + 1), data.split.today)
     numeric, categorical = drift_columns(model["kind"])
-    columns = frame_drift(reader.rows(sample_days(*reference)), reader.rows(np.arange(current[0], current[1] + 1)),
-                          numeric, categorical, TARGET)
+    columns = frame_drift(reader.rows(sample_weeks(*reference)), reader.rows([current]), numeric, categorical, TARGET)
     return VersionDrift(name, version["id"], data.split.today, reference, current, columns)
 
 
