@@ -61,10 +61,12 @@ class DriftStore(RunDbStore):
                                    " ORDER BY sim_day, model, version", args))
 
     def latest_target(self) -> dict[str, dict]:
-        """Each model's target row of its latest recorded day, by model."""
-        latest = self.latest()
-        latest = latest[latest["is_target"]]
-        return {row["model"]: row for row in latest.to_dict("records")}
+        """Each model's target row of its latest recorded day, by model (what the drift alert reads)."""
+        rows = self.db.read(
+            f"SELECT {', '.join('d.' + c for c in _SELECT.split(', '))} FROM drift AS d"
+            " JOIN (SELECT model, max(sim_day) AS day FROM drift WHERE is_target = 1 GROUP BY model) AS last"
+            " ON d.model = last.model AND d.sim_day = last.day WHERE d.is_target = 1 ORDER BY d.model")
+        return {row["model"]: row for row in _frame(rows).to_dict("records")}
 
     def fingerprint(self) -> tuple:
         """A cheap key that changes whenever the table does."""
