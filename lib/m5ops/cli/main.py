@@ -7,8 +7,8 @@ import json
 import logging
 import sys
 
-from m5ops.cli import (alert_commands, forecast_commands, model_commands, scenario_commands, service_commands,
-                       serving_commands, workspace_commands)
+from m5ops.cli import (alert_commands, drift_commands, forecast_commands, model_commands, scenario_commands,
+                       service_commands, serving_commands, workspace_commands)
 from m5ops.cli.arguments import Parser
 from m5ops.errors import M5opsError, RunFailed
 from m5ops.logs import configure
@@ -17,7 +17,7 @@ from m5ops.stores.layout import Workspace, default_home
 log = logging.getLogger("m5ops.cli")
 # each adds its subcommands (add_parsers) and handles them (cmd_<name>)
 COMMAND_MODULES = (workspace_commands, model_commands, forecast_commands, alert_commands, service_commands, serving_commands,
-                   scenario_commands)
+                   scenario_commands, drift_commands)
 
 
 def _parser() -> argparse.ArgumentParser:

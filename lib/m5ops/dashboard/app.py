@@ -19,6 +19,7 @@ import ipywidgets as w
 
 from m5ops.dashboard.charts import MetricChart, TotalsChart
 from m5ops.dashboard.create_form import CreateForm
+from m5ops.dashboard.drift_panel import DriftPanel
 from m5ops.dashboard.models_panel import ModelsPanel
 from m5ops.dashboard.production_panel import ProductionPanel
 from m5ops.dashboard.progress_panel import ProgressPanel
@@ -98,6 +99,7 @@ class Dashboard:
         self.chart = MetricChart(on_metric=self.refresh_soon)
         self.runs = RunsPanel(self.actions)
         self.data = TotalsChart()
+        self.drift = DriftPanel(self.workspace)
         self._task: asyncio.Task | None = None
         self._fast_until = 0.0
         self._wake = asyncio.Event()
@@ -105,10 +107,11 @@ class Dashboard:
         self._last_error: str | None = None
         self.snapshot: Snapshot | None = None
         self.apply(self.reader.snapshot(self.chart.metric.value, self.chart.scope.value, self.chart.chosen_level()))
+        self.drift.show(self.drift.read())
         title = w.HTML(f"{STYLE}<h2>m5ops <small>{html.escape(str(self.workspace.home))}</small></h2>")
         panels = [title, self.alerts, self.header, self.progress.widget, self.messages.box, self.production.widget,
                   self.models.widget,
-                  self.form.widget, self.chart.widget, self.runs.widget, self.data.widget]
+                  self.form.widget, self.chart.widget, self.drift.widget, self.runs.widget, self.data.widget]
         self.widget = css(w.VBox(panels), "m5-dashboard")
 
     def apply(self, snap: Snapshot) -> None:
@@ -140,6 +143,7 @@ class Dashboard:
                                      self.chart.chosen_level())
             snap = await asyncio.get_running_loop().run_in_executor(None, read)
             self.apply(snap)
+            self.drift.show(await asyncio.get_running_loop().run_in_executor(None, self.drift.read))
             self._last_error = None
         except M5opsError as exc:
             self._report(f"refresh failed: {exc}")

@@ -10,8 +10,10 @@ import logging
 import statistics
 from collections.abc import Callable
 
+from m5ops.evaluation.drift import SIGNIFICANT as DRIFT_PSI  # a target PSI this high: significant drift
 from m5ops.stores.alerts import AlertStore, Condition
 from m5ops.stores.clock import age_s
+from m5ops.stores.drift import DriftStore
 from m5ops.stores.layout import Workspace
 from m5ops.stores.metrics import MetricStore
 from m5ops.stores.registry import Registry, current_version
@@ -117,8 +119,26 @@ def _recent_of_kind(models: dict, history, kind: str) -> float | None:
     return min(values) if values else None
 
 
+def drift(workspace: Workspace) -> list[Condition]:
+    """Significant drift: a current version's latest target PSI is at least 0.25; cleared when it falls below."""
+    found = []
+    models = Registry(workspace.registry_path).models()
+    for name, row in DriftStore(workspace.runs_path).latest_target().items():
+        version = current_version(models[name]) if name in models else None
+        psi = row["psi"]
+        if version is None or row["version"] != version["id"] or psi != psi or psi < DRIFT_PSI:
+            continue  # a deleted model, a version since replaced, an undefined or a small PSI
+        evidence = {"version": row["version"], "psi": round(float(psi), 4), "threshold": DRIFT_PSI,
+                    "reference": [int(row["reference_start"]), int(row["reference_end"])],
+                    "current": [int(row["current_start"]), int(row["current_end"])], "day": int(row["sim_day"])}
+        found.append(Condition(f"drift:{name}", "drift", f"on-drift: target PSI {psi:.2f} >= {DRIFT_PSI:g}", name,
+                               evidence, int(row["sim_day"])))
+    return found
+
+
 CHECKS: dict[str, Callable[[Workspace], list[Condition]]] = {
     "failed-run": failed_runs, "overdue-run": overdue_runs, "runner-down": runner_down, "degradation": degradation,
+    "drift": drift,
 }
 MODEL_ALERTS = tuple(kind for kind in ("degradation", "drift") if kind in CHECKS)  # what triggers a training
 

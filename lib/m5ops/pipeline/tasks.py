@@ -7,6 +7,7 @@ import pandas as pd
 
 from m5ops.data.arrival import Arrival
 from m5ops.pipeline.arrival import arrive_next_day, ensure_features, take_back
+from m5ops.pipeline.drift import record_drift
 from m5ops.data.schema import day_date, day_label
 from m5ops.pipeline.issue import issue_forecasts
 from m5ops.pipeline.live_scoring import score_arrival
@@ -96,7 +97,8 @@ def evaluate(home: str, run_id: str, models: list[str] | None = None) -> pd.Data
     """The evaluation task: score current versions on the test window, append to the history.
 
     Each model's metrics, and its WRMSSE at each of the 12 levels with the series each level
-    left out, are stored in one transaction; the table returned shows the overall values.
+    left out, are stored in one transaction; then the drift of its features and target against
+    its training window. The table returned shows the overall values.
     """
     data = WorkspaceData.open(home)
     names = models or sorted(Registry(data.workspace.registry_path).models())
@@ -108,6 +110,8 @@ def evaluate(home: str, run_id: str, models: list[str] | None = None) -> pd.Data
         levels, excluded = _levels_of(row)
         metrics.record_levels(data.split.today, data.sim_date, row["model"], row["version"], levels, window, run_id,
                               excluded=excluded)
+    progress(0.95, "drift against each version's training window")
+    record_drift(data, list(scores["model"]) if len(scores) else [], run_id)
     progress(1.0, f"evaluated {len(scores)} model(s)")
     log.info("run %s evaluated %d model(s) on days %d..%d", run_id, len(scores), *window)
     return _overall_table(scores)

@@ -6,8 +6,9 @@ Version 1: runs, metrics, heartbeat, runner_state. Version 2: ``runs.progress`` 
 with ``excluded`` (series left out of a WRMSSE, having no scale). Version 4: ``alerts``. Version 5: serving, as
 ``production`` (who serves, one row per change), ``audit`` (every change of production or of a
 model's current version, with its evidence) and ``settings`` (the serving policy). Then: demand
-``scenarios`` and the ``scenario_days`` each was applied to. A new table or column is a new step
-at the end of ``MIGRATIONS``.
+``scenarios`` and the ``scenario_days`` each was applied to; then ``drift`` (per evaluated day, model,
+version and column: PSI, normalised Wasserstein, Jensen-Shannon). A new table or column is a new
+step at the end of ``MIGRATIONS``.
 """
 from __future__ import annotations
 
@@ -207,6 +208,34 @@ def _scenarios(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_DRIFT = """
+CREATE TABLE IF NOT EXISTS drift (
+    sim_day INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    "column" TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    is_target INTEGER NOT NULL DEFAULT 0,
+    psi REAL,
+    wasserstein REAL,
+    jensen_shannon REAL,
+    n_reference INTEGER NOT NULL,
+    n_current INTEGER NOT NULL,
+    reference_start INTEGER NOT NULL,
+    reference_end INTEGER NOT NULL,
+    current_start INTEGER NOT NULL,
+    current_end INTEGER NOT NULL,
+    run_id TEXT,
+    PRIMARY KEY (sim_day, model, version, "column")
+)"""
+
+
+def _drift_table(conn: sqlite3.Connection) -> None:
+    """Drift of each version's columns against its training window, one row per evaluated day and column."""
+    conn.execute(_DRIFT)
+    conn.execute("CREATE INDEX IF NOT EXISTS drift_by_model ON drift (model, is_target, sim_day)")
+
+
 MIGRATIONS = [
     _create_tables,
     _add_columns("runs", {"progress": "REAL", "progress_note": "TEXT"}),
@@ -214,6 +243,7 @@ MIGRATIONS = [
     _alerts,
     _serving_tables,
     _scenarios,
+    _drift_table,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
