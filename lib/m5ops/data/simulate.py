@@ -77,7 +77,7 @@ def simulate_next_day(
     n, n_days = sales.shape
     group = _codes(series["store_id"].astype(str) + "|" + series["cat_id"].astype(str))
     codes, states = state_codes(series["state_id"])
-    snap_hist = _snap_matrix(history_calendar, codes, states)
+    snap_flags = _snap_flags(history_calendar, states)
     snap_today = snap_of_day(day_calendar, codes, states)
     wday_hist = history_calendar["wday"].to_numpy().astype(np.int64)
     event_hist = _event_days(history_calendar)
@@ -85,7 +85,7 @@ def simulate_next_day(
     rows = np.arange(n)[:, None]
 
     wday_factor = _weekday_factors(sales, wday_hist, group)
-    snap_factor = _snap_factors(sales, snap_hist, group)
+    snap_factor = _snap_factors(sales, snap_flags, codes, group)
     yearly_hist, yearly_today = _yearly_factors(sales, event_hist, group, window)
     elasticity = _elasticities(sales, prices, wday_hist, _codes(series["dept_id"].astype(str)))
     new_prices = _next_prices(prices, day_calendar, rng)
@@ -96,7 +96,7 @@ def simulate_next_day(
         price_today = np.nan_to_num((new_prices / ref_price) ** -elasticity, nan=1.0)
 
     expected = (wday_factor[rows, wday_hist[window][None, :] - 1] * yearly_hist
-                * np.where(snap_hist[:, window] == 1, snap_factor[:, None], 1.0) * price_hist)
+                * np.where(snap_flags[:, window][codes] == 1, snap_factor[:, None], 1.0) * price_hist)
     usable = priced & ~event_hist[window][None, :]
     level = (np.where(usable, sales[:, window], 0).sum(axis=1)
              / np.maximum(np.where(usable, expected, 0).sum(axis=1), 1e-9))
@@ -118,11 +118,10 @@ def _codes(labels: pd.Series) -> np.ndarray:
     return pd.factorize(labels.to_numpy())[0]
 
 
-def _snap_matrix(calendar: pd.DataFrame, codes: np.ndarray, states: list[str]) -> np.ndarray:
-    """SNAP flag per series and history day, by the series' state (``states[codes]``)."""
+def _snap_flags(calendar: pd.DataFrame, states: list[str]) -> np.ndarray:
+    """SNAP flag per state (``states``) and history day."""
     no_snap = pd.Series(0, index=calendar.index)
-    flags = np.stack([calendar.get(f"snap_{s}", no_snap).to_numpy() for s in states])
-    return flags[codes]
+    return np.stack([calendar.get(f"snap_{s}", no_snap).to_numpy() for s in states]).astype(np.int8)
 
 
 def _event_days(calendar: pd.DataFrame) -> np.ndarray:
@@ -148,19 +147,20 @@ def _group_ratio(numerator: np.ndarray, denominator: np.ndarray, group: np.ndarr
 def _weekday_factors(sales: np.ndarray, wday: np.ndarray, group: np.ndarray) -> np.ndarray:
     """(n_series, 7) multipliers of each weekday against the average day, per store x category."""
     daily_mean = sales.mean(axis=1)
+    onehot = (wday[:, None] == np.arange(1, 8)[None, :]).astype(np.float64)
+    per_day = (sales @ onehot) / np.maximum(onehot.sum(axis=0), 1.0)  # one product, not a copy per weekday
     factors = np.ones((sales.shape[0], 7))
-    for w in range(1, 8):
-        on_day = wday == w
-        if on_day.any():
-            factors[:, w - 1] = _group_ratio(sales[:, on_day].mean(axis=1), daily_mean, group)
+    for w in np.flatnonzero(onehot.any(axis=0)):
+        factors[:, w] = _group_ratio(per_day[:, w], daily_mean, group)
     return factors
 
 
-def _snap_factors(sales: np.ndarray, snap: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Multiplier of a SNAP day against a non-SNAP day, per store x category."""
-    on = np.where(snap == 1, sales, 0).sum(axis=1) / np.maximum((snap == 1).sum(axis=1), 1)
-    off = np.where(snap == 0, sales, 0).sum(axis=1) / np.maximum((snap == 0).sum(axis=1), 1)
-    return _group_ratio(on, off, group)
+def _snap_factors(sales: np.ndarray, flags: np.ndarray, codes: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Multiplier of a SNAP day against a non-SNAP day, per store x category (``flags``: per state and day)."""
+    on_days = flags.sum(axis=1)[codes]
+    on = (sales @ flags.T.astype(np.float64))[np.arange(len(codes)), codes]  # each series' own state's days
+    off = sales.sum(axis=1) - on
+    return _group_ratio(on / np.maximum(on_days, 1), off / np.maximum(flags.shape[1] - on_days, 1), group)
 
 
 def _yearly_factors(sales: np.ndarray, event: np.ndarray, group: np.ndarray,
@@ -258,12 +258,11 @@ def _intermittency(recent: np.ndarray, fitted: np.ndarray, usable: np.ndarray) -
         with np.errstate(invalid="ignore", divide="ignore"):
             shape = np.where(excess > 1e-9, m * m / (keep * np.maximum(excess, 1e-9)), np.inf)
         shape = np.maximum(shape, _MIN_SHAPE)
-        mu = fitted / keep[:, None]
+        mu = m / keep  # the zeros of the window's average day: per day would cost L times more
+        finite = np.isfinite(shape)
+        k = np.where(finite, shape, 1.0)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            p0 = np.where(np.isfinite(shape)[:, None],
-                          (shape[:, None] / (shape[:, None] + mu)) ** np.where(np.isfinite(shape), shape, 1.0)[:, None],
-                          np.exp(-mu))
-        model_zeros = np.where(usable, p0, 0).sum(axis=1) / days
+            model_zeros = np.where(finite, (k / (k + mu)) ** k, np.exp(-mu))
         inflation = np.clip((zeros - model_zeros) / np.maximum(1.0 - model_zeros, 1e-9), 0.0, _MAX_ZERO_INFLATION)
     inflation = np.where(usable.any(axis=1) & (m > 0), inflation, 0.0)
     return inflation, shape
