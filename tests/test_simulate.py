@@ -109,6 +109,6 @@ def test_the_factors_explain_the_mean(frame):
     day = simulate_next_day(data.sales[:, -LOOKBACK_DAYS:], data.prices[:, -LOOKBACK_DAYS:], history, today,
                             data.series, seed=0)
     f = day.factors
-    product = f["level"] * f["weekday"] * f["yearly"] * f["snap"] * f["event"] * f["price"]
+    product = f["level"] * f["weekday"] * f["yearly"] * f["snap"] * f["event"] * f["price"] * f["recent"]
     np.testing.assert_allclose(f["mean"], np.where(np.isnan(day.prices), 0.0, product))
     assert isinstance(f, pd.DataFrame) and len(f) == data.n_series

@@ -4,7 +4,7 @@ A pure function of the recent history (at most ``LOOKBACK_DAYS``, so the cost do
 with the store), the calendar and the seed. Each series' expected sales are a multiplicative
 model fitted on that history::
 
-    mean = level x weekday x yearly x SNAP x event x price
+    mean = level x weekday x yearly x SNAP x event x price x recent
 
 - **level**: the series' sales over the last ``LEVEL_DAYS`` days on sale, divided by what the
   other factors predicted for those days (event days left out): a deseasonalised level over
@@ -22,6 +22,9 @@ model fitted on that history::
 - **price**: ``(price / mean price of the level window) ** -elasticity``, the elasticity
   estimated per department from the week-to-week price changes of its items in the history
   (pulled towards ``PRICE_ELASTICITY`` where the history has few).
+- **recent**: ``1 + phi x`` how far the last week ran above or below the fitted means, where
+  ``phi`` (per store x category) is the share of a week's deviation the history shows carrying
+  into the next week: real demand wanders, and noise does not carry over.
 
 Prices are carried over, except on the first day of a Walmart week (Saturday), when a share of
 items (the share seen changing week to week in the history) take a price drawn from their own
@@ -49,6 +52,7 @@ ELASTICITY_RANGE = (0.0, 4.0)
 _SHRINK = 50.0  # pseudo-units pulling a group's factor towards 1 when the group sells little
 _YEAR_SHRINK = 2.0  # the same for the yearly profile, in units per day of a group's two-week average
 _MAX_ZERO_INFLATION = 0.95
+_MAX_PERSISTENCE = 0.9
 _MIN_SHAPE = 0.05  # the negative binomial's shape: below it a handful of days make the whole tail
 
 
@@ -58,7 +62,7 @@ class SimulatedDay:
 
     sales: np.ndarray
     prices: np.ndarray
-    factors: pd.DataFrame  # per series: level, weekday, yearly, snap, event, price, mean, zero_inflation, shape
+    factors: pd.DataFrame  # per series: level, weekday, yearly, snap, event, price, recent, mean, zero_inflation, shape
 
 
 def simulate_next_day(
@@ -103,12 +107,14 @@ def simulate_next_day(
     today_wday = wday_factor[:, int(day_calendar["wday"]) - 1]
     today_snap = np.where(snap_today == 1, snap_factor, 1.0)
     event = _event_factor(sales, history_calendar, day_calendar, group)
-    mean = level * today_wday * yearly_today * today_snap * event * price_today
+    fitted = level[:, None] * expected
+    recent, persistence = _persistence(sales[:, window], fitted, usable, group)
+    mean = level * today_wday * yearly_today * today_snap * event * price_today * recent
     mean = np.where(np.isnan(new_prices), 0.0, mean)  # not on sale: nothing sells
-    inflation, shape = _intermittency(sales[:, window], level[:, None] * expected, usable)
+    inflation, shape = _intermittency(sales[:, window], fitted * persistence, usable)
     units = _zero_inflated_negative_binomial(mean, inflation, shape, rng)
     factors = pd.DataFrame({"level": level, "weekday": today_wday, "yearly": yearly_today, "snap": today_snap,
-                            "event": event, "price": price_today, "mean": mean,
+                            "event": event, "price": price_today, "recent": recent, "mean": mean,
                             "zero_inflation": inflation, "shape": shape})
     return SimulatedDay(units, new_prices.astype(np.float32), factors)
 
@@ -237,6 +243,37 @@ def _next_prices(prices: np.ndarray, today: pd.Series, rng: np.random.Generator)
     pick = rng.integers(0, weekly.shape[1], size=len(current))
     drawn = weekly[np.arange(len(current)), pick]
     return np.where(change & ~np.isnan(drawn), drawn, current)
+
+
+def _persistence(recent: np.ndarray, fitted: np.ndarray, usable: np.ndarray,
+                 group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Today's multiplier for how far the last week ran above or below the level, and the window's (n, L).
+
+    Real demand wanders: a week above the level is followed by weeks above it more often than
+    not. The window's weekly deviations from the fitted means, ``r_w = sales_w / fitted_w - 1``,
+    give per store x category the share of a week's deviation that carries into the next
+    (``phi``, the slope of ``r_{w+1}`` on ``r_w``, pooled and weighted by the fitted sales; in
+    0..``_MAX_PERSISTENCE``); today's multiplier is ``1 + phi * r_last``. Noise does not
+    carry over, so ``phi`` is small where the deviations are mostly noise.
+    """
+    n, length = recent.shape
+    weeks = length // 7
+    ones = np.ones(n)
+    if weeks < 3:
+        return ones, np.ones((n, length))
+    span = slice(length - 7 * weeks, length)  # whole weeks ending yesterday
+    observed = np.where(usable, recent, 0)[:, span].reshape(n, weeks, 7).sum(axis=2)
+    expected = np.where(usable, fitted, 0)[:, span].reshape(n, weeks, 7).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deviation = np.where(expected > 0, observed / expected - 1.0, 0.0)
+    weight = expected[:, :-1]
+    cross = np.bincount(group, weights=(weight * deviation[:, :-1] * deviation[:, 1:]).sum(axis=1))
+    square = np.bincount(group, weights=(weight * deviation[:, :-1] ** 2).sum(axis=1))
+    phi = np.clip(cross / np.maximum(square, 1e-9), 0.0, _MAX_PERSISTENCE)[group]
+    carried = np.maximum(1.0 + phi[:, None] * deviation, 0.0)  # what each week passes to the next
+    window = np.ones((n, length))
+    window[:, span] = np.concatenate([np.ones((n, 1)), carried[:, :-1]], axis=1).repeat(7, axis=1)
+    return carried[:, -1], window
 
 
 def _intermittency(recent: np.ndarray, fitted: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
