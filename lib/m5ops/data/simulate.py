@@ -12,7 +12,8 @@ model fitted on that history::
   forecasts; a mean built on it makes the simulated days drift to whatever that model predicts
   (so that it wins), while the weekday, yearly, event and price factors are what a learned
   model picks up from the real data.
-- **weekday** and **SNAP**: multipliers per store x category measured in the history.
+- **weekday** and **SNAP**: the series' own multipliers measured in the history (days on
+  sale), pulled towards its store x category's where it sells little.
 - **yearly**: how the store x category's sales went, a year earlier (364 days: the same
   weekday), from the level window to the same day, from two-week averages (each weekday twice,
   event days left out). It carries the yearly pattern and last year's trend over those weeks;
@@ -53,6 +54,7 @@ _SHRINK = 50.0  # pseudo-units pulling a group's factor towards 1 when the group
 _YEAR_SHRINK = 2.0  # the same for the yearly profile, in units per day of a group's two-week average
 _MAX_ZERO_INFLATION = 0.95
 _MAX_PERSISTENCE = 0.9
+_WEEKDAY_SHRINK = 30.0  # units of a series' sales on a weekday before its own pattern outweighs its group's
 _MIN_SHAPE = 0.05  # the negative binomial's shape: below it a handful of days make the whole tail
 
 
@@ -88,8 +90,9 @@ def simulate_next_day(
     window = slice(n_days - min(LEVEL_DAYS, n_days), n_days)
     rows = np.arange(n)[:, None]
 
-    wday_factor = _weekday_factors(sales, wday_hist, group)
-    snap_factor = _snap_factors(sales, snap_flags, codes, group)
+    on_sale = (~np.isnan(prices)).astype(np.float64)
+    wday_factor = _weekday_factors(sales, on_sale, wday_hist, group)
+    snap_factor = _snap_factors(sales, on_sale, snap_flags, codes, group)
     yearly_hist, yearly_today = _yearly_factors(sales, event_hist, group, window)
     elasticity = _elasticities(sales, prices, wday_hist, _codes(series["dept_id"].astype(str)))
     new_prices = _next_prices(prices, day_calendar, rng)
@@ -111,7 +114,7 @@ def simulate_next_day(
     recent, persistence = _persistence(sales[:, window], fitted, usable, group)
     mean = level * today_wday * yearly_today * today_snap * event * price_today * recent
     mean = np.where(np.isnan(new_prices), 0.0, mean)  # not on sale: nothing sells
-    inflation, shape = _intermittency(sales[:, window], fitted * persistence, usable)
+    inflation, shape = _intermittency(sales[:, window], fitted * persistence, usable, _week_before(sales, prices, window))
     units = _zero_inflated_negative_binomial(mean, inflation, shape, rng)
     factors = pd.DataFrame({"level": level, "weekday": today_wday, "yearly": yearly_today, "snap": today_snap,
                             "event": event, "price": price_today, "recent": recent, "mean": mean,
@@ -150,23 +153,40 @@ def _group_ratio(numerator: np.ndarray, denominator: np.ndarray, group: np.ndarr
     return ((num + _SHRINK) / (den + _SHRINK))[group]
 
 
-def _weekday_factors(sales: np.ndarray, wday: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """(n_series, 7) multipliers of each weekday against the average day, per store x category."""
-    daily_mean = sales.mean(axis=1)
+def _weekday_factors(sales: np.ndarray, on_sale: np.ndarray, wday: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """(n_series, 7) multipliers of each weekday against the average day: the series' own, shrunk.
+
+    A series' own weekday pattern is what a model learns of it (and what seasonal naive
+    repeats); where it sells little, its store x category's pattern stands in for it
+    (``_WEEKDAY_SHRINK`` pseudo-units of the group pattern). Only days on sale count.
+    """
+    days = np.maximum(on_sale.sum(axis=1), 1.0)
+    daily_mean = sales.sum(axis=1) / days
     onehot = (wday[:, None] == np.arange(1, 8)[None, :]).astype(np.float64)
-    per_day = (sales @ onehot) / np.maximum(onehot.sum(axis=0), 1.0)  # one product, not a copy per weekday
+    count = on_sale @ onehot  # (n, 7) days on sale per weekday
+    totals = sales @ onehot  # one product, not a copy per weekday
     factors = np.ones((sales.shape[0], 7))
-    for w in np.flatnonzero(onehot.any(axis=0)):
-        factors[:, w] = _group_ratio(per_day[:, w], daily_mean, group)
+    for w in range(7):
+        group_factor = _group_ratio(totals[:, w] / np.maximum(count[:, w], 1), daily_mean, group)
+        factors[:, w] = ((totals[:, w] + _WEEKDAY_SHRINK * group_factor)
+                         / (count[:, w] * daily_mean + _WEEKDAY_SHRINK))
     return factors
 
 
-def _snap_factors(sales: np.ndarray, flags: np.ndarray, codes: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Multiplier of a SNAP day against a non-SNAP day, per store x category (``flags``: per state and day)."""
-    on_days = flags.sum(axis=1)[codes]
-    on = (sales @ flags.T.astype(np.float64))[np.arange(len(codes)), codes]  # each series' own state's days
+def _snap_factors(sales: np.ndarray, on_sale: np.ndarray, flags: np.ndarray, codes: np.ndarray,
+                  group: np.ndarray) -> np.ndarray:
+    """Multiplier of a SNAP day against a non-SNAP day, per series shrunk to its store x category's.
+
+    ``flags``: per state and day; only days on sale count.
+    """
+    rows, state_days = np.arange(len(codes)), flags.T.astype(np.float64)
+    on_days = (on_sale @ state_days)[rows, codes]
+    on = (sales @ state_days)[rows, codes]  # each series' own state's days
     off = sales.sum(axis=1) - on
-    return _group_ratio(on / np.maximum(on_days, 1), off / np.maximum(flags.shape[1] - on_days, 1), group)
+    on_mean, off_mean = on / np.maximum(on_days, 1), off / np.maximum(on_sale.sum(axis=1) - on_days, 1)
+    group_factor = _group_ratio(on_mean, off_mean, group)
+    # the series' own uplift where it sells enough on SNAP days, its group's where it does not
+    return (on + _WEEKDAY_SHRINK * group_factor) / (on_days * off_mean + _WEEKDAY_SHRINK)
 
 
 def _yearly_factors(sales: np.ndarray, event: np.ndarray, group: np.ndarray,
@@ -183,7 +203,7 @@ def _yearly_factors(sales: np.ndarray, event: np.ndarray, group: np.ndarray,
     if window.start - YEAR_DAYS - half < 0:  # less than a year and a level window: no yearly pattern
         return np.ones((n, length)), np.ones(n)
     ordinary = (~event).astype(np.float64)
-    totals = _group_sums(sales * ordinary[None, :], group)
+    totals = _group_sums(sales, group) * ordinary[None, :]  # event days left out, after summing: no (n, days) copy
     cum = np.concatenate([np.zeros((totals.shape[0], 1)), np.cumsum(totals, axis=1)], axis=1)
     count = np.concatenate([[0.0], np.cumsum(ordinary)])
     centres = np.arange(window.start, n_days + 1) - YEAR_DAYS  # the window's days and today, a year back
@@ -276,7 +296,16 @@ def _persistence(recent: np.ndarray, fitted: np.ndarray, usable: np.ndarray,
     return carried[:, -1], window
 
 
-def _intermittency(recent: np.ndarray, fitted: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _week_before(sales: np.ndarray, prices: np.ndarray, window: slice) -> np.ndarray | None:
+    """The sales of the level window's days a week earlier (NaN where not on sale), or None without them."""
+    if window.start < 7:
+        return None
+    span = slice(window.start - 7, window.stop - 7)
+    return np.where(np.isnan(prices[:, span]), np.nan, sales[:, span])
+
+
+def _intermittency(recent: np.ndarray, fitted: np.ndarray, usable: np.ndarray,
+                   week_before: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per series, the zero inflation and the negative binomial shape that reproduce its level window.
 
     The window's variance around the fitted means and its share of zero days are matched by a
@@ -286,7 +315,13 @@ def _intermittency(recent: np.ndarray, fitted: np.ndarray, usable: np.ndarray) -
     """
     days = np.maximum(usable.sum(axis=1), 1)
     m = np.where(usable, fitted, 0).sum(axis=1) / days
-    v = np.where(usable, (recent - fitted) ** 2, 0).sum(axis=1) / days
+    if week_before is None:
+        v = np.where(usable, (recent - fitted) ** 2, 0).sum(axis=1) / days
+    else:  # half the squared change from the same weekday a week before: the noise, without what carries
+        # over (a series' own weekday pattern, a level that wanders), which the fitted means may miss
+        pairs = usable & ~np.isnan(week_before)
+        change = np.where(pairs, (recent - np.nan_to_num(week_before)) ** 2, 0).sum(axis=1)
+        v = change / (2.0 * np.maximum(pairs.sum(axis=1), 1))
     zeros = np.where(usable, recent == 0, False).sum(axis=1) / days
     inflation = np.zeros(len(m))
     for _ in range(4):
