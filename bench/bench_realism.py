@@ -1,0 +1,184 @@
+"""Do simulated days rank the models as real days do? The default models on d_1914..d_1941, real vs simulated.
+
+    .venv/bin/python bench/bench_realism.py               # 3 simulated windows (seeds 0, 1, 2), ~2-4 min
+    .venv/bin/python bench/bench_realism.py --seeds 0     # one simulated window
+
+The real slice (``$M5_DATA_DIR``, default ``<repo>/../shared/data/m5``: 290 series, d_1..d_1941)
+is stored up to d_1913 (M5's validation cutoff) and copied into workspaces that each receive
+the 28 days d_1914..d_1941 through ``arrive_next_day``: one replays the real days, the others
+simulate them (nothing held back), each from the data up to d_1913 and its own simulated days
+only. Every default model (``m5ops init`` registers one per kind) is trained once, on the real
+workspace, up to d_1913 (the simulated ones hold the same days up to there), and its forecast of
+the window is scored by M5's WRMSSE against each workspace's actual days: the same forecast,
+real or simulated days. Targets: the models rank the same on the simulated window as on the
+real one, and each model's WRMSSE relative to seasonal naive on the simulated window is within
+10% of its value on the real one.
+
+The slice's prices stop at week 11613 (d_1918) for 280 of its 290 series (see PROVENANCE.md);
+the loader carries the last price forward, as the simulator does, so the models see the same
+kind of price features in both windows.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_table, verdict  # noqa: E402
+
+from m5ops.models import ForecastModel  # noqa: E402
+from m5ops.pipeline.arrival import arrive_next_day  # noqa: E402
+from m5ops.pipeline.lifecycle import DEFAULT_MODELS  # noqa: E402
+from m5ops.pipeline.modeling import (  # noqa: E402
+    WorkspaceData, actual_matrix, forecast_matrix, test_input, train_version, wrmsse_for,
+)
+from m5ops.pipeline.workspace_init import InitOptions, init_workspace  # noqa: E402
+from m5ops.stores.layout import Workspace  # noqa: E402
+
+CUTOFF = 1913  # M5's validation cutoff: the models and the simulator see the data up to here
+WINDOW = 28
+BASELINE = "seasonal-naive"
+RATIO_TOLERANCE = 0.10  # each model's WRMSSE/sNaive on simulated days within 10% of the real one
+
+
+@dataclass
+class Realism:
+    """The default models' WRMSSE on the real window and on each simulated one."""
+
+    real: pd.Series  # model -> WRMSSE on the real days
+    simulated: pd.DataFrame  # model x seed -> WRMSSE on the simulated days
+
+    def table(self) -> pd.DataFrame:
+        """Per model: WRMSSE and WRMSSE/sNaive, real and simulated (mean over seeds), and their ratio."""
+        sim = self.simulated.mean(axis=1)
+        out = pd.DataFrame({"real": self.real, "simulated": sim})
+        out["real_vs_snaive"] = out["real"] / out.loc[BASELINE, "real"]
+        relative = self.simulated.div(self.simulated.loc[BASELINE], axis=1)
+        out["sim_vs_snaive"] = relative.mean(axis=1)
+        out["sim_vs_snaive_min"] = relative.min(axis=1)
+        out["sim_vs_snaive_max"] = relative.max(axis=1)
+        out["relative_change"] = out["sim_vs_snaive"] / out["real_vs_snaive"] - 1
+        return out
+
+    def same_ranking(self, seed=None) -> bool:
+        """Whether the simulated window (one seed, or the mean over seeds) ranks the models as the real one."""
+        sim = self.simulated.mean(axis=1) if seed is None else self.simulated[seed]
+        return list(self.real.sort_values().index) == list(sim.sort_values().index)
+
+    def worst_relative_change(self, seed=None) -> float:
+        """The largest |sim/sNaive over real/sNaive - 1| over the models."""
+        real = self.real / self.real[BASELINE]
+        sims = self.simulated if seed is None else self.simulated[[seed]]
+        relative = sims.div(sims.loc[BASELINE], axis=1)
+        return float(relative.div(real, axis=0).sub(1).abs().max().max())
+
+
+def m5_dir(given: str | None = None) -> Path:
+    """The real M5 slice: given, else $M5_DATA_DIR, else <repo>/../shared/data/m5."""
+    repo = Path(__file__).resolve().parent.parent
+    return Path(given or os.environ.get("M5_DATA_DIR") or repo.parent / "shared" / "data" / "m5")
+
+
+def measure(folder: Path, seeds: list[int], workdir: Path, log=print) -> Realism:
+    """Train the default models up to d_1913; score them on the real d_1914..d_1941 and on simulated ones."""
+    base = workdir / "base"
+    started = time.perf_counter()
+    init_workspace(base, InitOptions(source="m5", m5_dir=str(folder), start_day=CUTOFF, progress=False))
+    log(f"workspace of the slice up to d_{CUTOFF} built in {time.perf_counter() - started:.0f} s")
+    real = _copy(base, workdir / "real")
+    _arrive(real, WINDOW, seed=None)
+    sims = {}
+    for seed in seeds:
+        sim = _copy(base, workdir / f"sim{seed}")
+        sim.holdback_path.unlink()  # nothing held back: every day of the window is simulated
+        started = time.perf_counter()
+        _arrive(sim, WINDOW, seed=seed)
+        log(f"simulated d_{CUTOFF + 1}..d_{CUTOFF + WINDOW} with seed {seed} in {time.perf_counter() - started:.1f} s")
+        sims[seed] = WorkspaceData.open(sim.home)
+    data = WorkspaceData.open(real.home)
+    assert data.split.test_range() == (CUTOFF + 1, CUTOFF + WINDOW)
+    models = _train(data, log)
+    wrmsse = wrmsse_for(data)  # scales and weights from the days up to d_1913: the same in every copy
+    real_scores = pd.Series({name: _score(model, data, wrmsse) for name, model in models.items()})
+    sim_scores = pd.DataFrame({seed: {name: _score(model, sim, wrmsse) for name, model in models.items()}
+                               for seed, sim in sims.items()})
+    return Realism(real_scores, sim_scores)
+
+
+def _copy(base: Path, home: Path) -> Workspace:
+    shutil.copytree(base, home)
+    return Workspace(home)
+
+
+def _arrive(workspace: Workspace, days: int, seed: int | None) -> None:
+    for _ in range(days):
+        arrive_next_day(workspace, seed=seed)
+
+
+def _train(data: WorkspaceData, log) -> dict[str, ForecastModel]:
+    """Every default model trained with ``train_version`` up to the day before the test window."""
+    models = {}
+    for name in DEFAULT_MODELS:
+        started = time.perf_counter()
+        models[name] = train_version(data, name, force=True).model
+        log(f"trained {name} in {time.perf_counter() - started:.1f} s")
+    return models
+
+
+def _score(model: ForecastModel, data: WorkspaceData, wrmsse) -> float:
+    """WRMSSE of the model's forecast of the workspace's test window against its actual days."""
+    inp = test_input(data)
+    n = len(data.series)
+    return float(wrmsse.score(actual_matrix(inp, n), forecast_matrix(model, inp, n)).overall)
+
+
+def report(result: Realism) -> bool:
+    """Print the table and the two target lines; True if both are met (on the mean over seeds)."""
+    table = result.table()
+    rows = [{"model": name, **row} for name, row in table.iterrows()]
+    print_table(rows, columns=["model", "real", "simulated", "real_vs_snaive", "sim_vs_snaive",
+                               "sim_vs_snaive_min", "sim_vs_snaive_max", "relative_change"],
+                title=f"WRMSSE on d_{CUTOFF + 1}..d_{CUTOFF + WINDOW}: real, and simulated from the data up to "
+                      f"d_{CUTOFF} (mean of {result.simulated.shape[1]} seed(s))")
+    print("\nper seed:")
+    print(result.simulated.round(4).to_string())
+    ranked = result.same_ranking()
+    per_seed = {seed: result.same_ranking(seed) for seed in result.simulated.columns}
+    worst = result.worst_relative_change()
+    worst_seed = max(result.worst_relative_change(seed) for seed in result.simulated.columns)
+    print(f"\nreal ranking:      {' < '.join(result.real.sort_values().index)}")
+    print(f"simulated ranking: {' < '.join(result.simulated.mean(axis=1).sort_values().index)}")
+    print(f"same ranking (mean over seeds): {verdict(ranked)}; per seed: {per_seed}")
+    print(f"largest change of WRMSSE/sNaive, simulated vs real: {worst:.1%} (mean over seeds), "
+          f"{worst_seed:.1%} (worst seed); target <= {RATIO_TOLERANCE:.0%}: {verdict(worst <= RATIO_TOLERANCE)}")
+    return ranked and worst <= RATIO_TOLERANCE
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--m5-dir", default=None, help="real M5 folder (default: $M5_DATA_DIR or ../shared/data/m5)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the simulated windows")
+    parser.add_argument("--dir", default=None, help="folder for the temporary workspaces (default: system temp)")
+    args = parser.parse_args()
+    folder = m5_dir(args.m5_dir)
+    if not folder.is_dir():
+        raise SystemExit(f"no M5 folder at {folder}; pass --m5-dir or set M5_DATA_DIR")
+    tmp = Path(tempfile.mkdtemp(prefix="m5ops-bench-realism-", dir=args.dir))
+    try:
+        result = measure(folder, args.seeds, tmp,
+                         log=lambda line: print(line, file=sys.stderr))
+        return 0 if report(result) else 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
