@@ -19,6 +19,7 @@ import ipywidgets as w
 
 from m5ops.dashboard.charts import MetricChart, TotalsChart
 from m5ops.dashboard.create_form import CreateForm
+from m5ops.dashboard.explorer_panel import ExplorerPanel
 from m5ops.dashboard.models_panel import ModelsPanel
 from m5ops.dashboard.production_panel import ProductionPanel
 from m5ops.dashboard.progress_panel import ProgressPanel
@@ -96,6 +97,7 @@ class Dashboard:
         self.chart = MetricChart(on_metric=self.refresh_soon)
         self.runs = RunsPanel(self.actions)
         self.data = TotalsChart()
+        self.explorer = ExplorerPanel(self.workspace, self.reader.store)
         self._task: asyncio.Task | None = None
         self._fast_until = 0.0
         self._wake = asyncio.Event()
@@ -106,7 +108,7 @@ class Dashboard:
         title = w.HTML(f"{STYLE}<h2>m5ops <small>{html.escape(str(self.workspace.home))}</small></h2>")
         panels = [title, self.alerts, self.header, self.progress.widget, self.messages.box, self.production.widget,
                   self.models.widget,
-                  self.form.widget, self.chart.widget, self.runs.widget, self.data.widget]
+                  self.form.widget, self.chart.widget, self.explorer.widget, self.runs.widget, self.data.widget]
         self.widget = css(w.VBox(panels), "m5-dashboard")
 
     def apply(self, snap: Snapshot) -> None:
@@ -124,6 +126,7 @@ class Dashboard:
             self.production.update(snap.production)
         self.models.update(snap.models)
         self.chart.update(snap.history, snap.live, snap.deleted, snap.metric, snap.scope, snap.level)
+        self.explorer.update(snap.header.today_day, self.reader.registry_data()["models"])
         self.runs.update(snap.runs)
         self.data.update(snap.totals, data_facts(snap.header))
 
