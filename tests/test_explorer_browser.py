@@ -21,7 +21,7 @@ import browser as B  # noqa: E402
 from m5ops.data.store import DayStore  # noqa: E402
 from m5ops.pipeline.issue import issue_forecasts  # noqa: E402
 from m5ops.pipeline.modeling import WorkspaceData, train_version  # noqa: E402
-from m5ops.pipeline.tasks import simulate_day  # noqa: E402
+from m5ops.pipeline.tasks import evaluate, simulate_day  # noqa: E402
 from m5ops.stores.layout import Workspace  # noqa: E402
 from m5ops.stores.ledger import ForecastLedger  # noqa: E402
 
@@ -39,9 +39,16 @@ def _require_browser():
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """naive and avg, trained, issued on two days; the dashboard and a page on it."""
+def chrome():
+    """One browser for the module (Playwright's sync API allows one at a time)."""
     _require_browser()
+    with B.chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, chrome):
+    """naive and avg, trained, issued on two days; the dashboard and a page on it."""
     tmp = tmp_path_factory.mktemp("explorer-browser")
     home = B.make_workspace(tmp / "ws", {"naive": "seasonal_naive", "avg": "moving_average"}, items=1, days=176)
     data = WorkspaceData.open(home)
@@ -50,8 +57,9 @@ def site(tmp_path_factory):
     issue_forecasts(data)
     simulate_day(str(home), "seed-arrival")
     issue_forecasts(WorkspaceData.open(home))
-    with B.voila(home, tmp / "voila.log") as url, B.chromium() as browser:
-        page = B.open_page(browser, viewport=(1500, 1200))
+    evaluate(str(home), "seed-evaluation")  # one evaluated day: the span where d3 ticked "06 AM"
+    with B.voila(home, tmp / "voila.log") as url:
+        page = B.open_page(chrome, viewport=(1500, 1200))
         page.set_default_timeout(WAIT_MS)
         page.goto(url)
         page.wait_for_function(f"() => {{ const t = document.querySelector('{TITLE}');"
@@ -61,7 +69,7 @@ def site(tmp_path_factory):
 
 
 def legend(page) -> list[str]:
-    return page.evaluate("() => [...document.querySelectorAll('.m5-explorer-chart .legendtext')]"
+    return page.evaluate("() => [...document.querySelectorAll('.m5-explorer-legend .m5-legend-item')]"
                          ".map(t => t.textContent)")
 
 
@@ -121,7 +129,7 @@ def tooltip_of_last_actual(page) -> str:
 
 def test_total_shows_actuals_backtests_and_the_latest_issue(site):
     page = site["page"]
-    page.wait_for_function("() => document.querySelectorAll('.m5-explorer-chart .legendtext').length >= 5", polling=100)
+    page.wait_for_function("() => document.querySelectorAll('.m5-explorer-legend .m5-legend-item').length >= 5", polling=100)
     labels = legend(page)
     today = DayStore(site["workspace"].data_dir).last_day()
     assert labels[0] == "actual"
@@ -138,6 +146,7 @@ def test_date_axes_show_days_not_hours(site):
     for chart in (".m5-explorer-chart", ".m5-metric-chart", ".m5-forecast-chart", ".m5-totals-chart"):
         ticks = [t for t in x_ticks(page, chart) if t]
         assert ticks, f"no date ticks on {chart}"
+        assert len(ticks) == len(set(ticks)), (chart, ticks)  # one tick per day at most
         assert not [t for t in ticks if "AM" in t or "PM" in t or ":" in t], (chart, ticks)
         assert all(len(t.split()) == 2 and t.split()[0] in
                    "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split() for t in ticks), (chart, ticks)
@@ -172,7 +181,7 @@ def test_an_older_issue_picked_by_day_shows_beside_the_next_28_days(site):
     page.select_option(".m5-explorer-level select", label="total")
     page.wait_for_function(f"() => document.querySelector('{TITLE}').textContent.startsWith('total')", polling=50)
     page.select_option(".m5-explorer-issue select", label="d_120 (2011-05-28)")
-    page.wait_for_function("() => [...document.querySelectorAll('.m5-explorer-chart .legendtext')]"
+    page.wait_for_function("() => [...document.querySelectorAll('.m5-explorer-legend .m5-legend-item')]"
                            ".some(t => t.textContent.includes('issued 2011-05-28'))", polling=100)
     labels = legend(page)
     assert {"naive v1 issued 2011-05-28", "avg v1 issued 2011-05-28",
@@ -183,19 +192,18 @@ def test_an_older_issue_picked_by_day_shows_beside_the_next_28_days(site):
 def test_only_the_chosen_models_are_drawn(site):
     page = site["page"]
     page.select_option(".m5-explorer-models select", ["avg"])
-    page.wait_for_function("() => ![...document.querySelectorAll('.m5-explorer-chart .legendtext')]"
+    page.wait_for_function("() => ![...document.querySelectorAll('.m5-explorer-legend .m5-legend-item')]"
                            ".some(t => t.textContent.startsWith('naive'))", polling=100)
     assert any(label.startswith("avg") for label in legend(page))
 
 
 @pytest.fixture(scope="module")
-def empty_site(tmp_path_factory):
+def empty_site(tmp_path_factory, chrome):
     """A workspace whose models were never trained: nothing to score, nothing issued."""
-    _require_browser()
     tmp = tmp_path_factory.mktemp("explorer-empty")
     home = B.make_workspace(tmp / "ws", {"naive": "seasonal_naive"}, items=1, days=176)
-    with B.voila(home, tmp / "voila.log") as url, B.chromium() as browser:
-        page = B.open_page(browser, viewport=(1500, 1200))
+    with B.voila(home, tmp / "voila.log") as url:
+        page = B.open_page(chrome, viewport=(1500, 1200))
         page.set_default_timeout(WAIT_MS)
         page.goto(url)
         page.wait_for_function(f"() => {{ const t = document.querySelector('{TITLE}');"

@@ -61,9 +61,9 @@ def set_date_ticks(axis: bq.Axis, *date_arrays) -> None:
     values = [v[~np.isnat(v)] for v in values]
     values = [v for v in values if len(v)]
     ticks = date_ticks(min(v.min() for v in values), max(v.max() for v in values)) if values else None
-    if ticks is None:
-        if axis.tick_values is not None:
-            axis.tick_values = None
+    if ticks is None:  # no data: no ticks (d3 would label an empty domain "Jan 01")
+        if axis.tick_values is None or len(axis.tick_values):
+            axis.tick_values = np.array([], dtype="datetime64[ns]")
         return
     if axis.tick_values is None or not np.array_equal(np.asarray(axis.tick_values, dtype="datetime64[ns]"),
                                                       ticks.astype("datetime64[ns]")):

@@ -35,6 +35,9 @@ log = logging.getLogger("m5ops.dashboard.explorer")
 ACTUAL_COLOR = "#333333"
 MATCHES_SHOWN = 200
 STYLES = {"backtest": "solid", "issued": "dashed", "next": "dotted"}
+# the tooltip points are there to be hovered, not seen; a rule rather than the mark's opacity,
+# because bqplot draws the points a data update adds without the mark's styles (black dots)
+HIDDEN_POINTS = "<style>.m5-explorer-chart .dot {opacity: 0 !important}</style>"
 
 
 class ExplorerPanel:
@@ -66,9 +69,10 @@ class ExplorerPanel:
         self.issue = css(w.Dropdown(options=[("latest issue", LATEST)], value=LATEST, description="issue",
                                     layout=w.Layout(width="300px")), "m5-explorer-issue")
         self.note = css(w.HTML(""), "m5-explorer-note")
+        self.legend = css(w.HTML(""), "m5-explorer-legend")  # beside the chart: bqplot's own sits on the lines
         self.x, self.y = bq.DateScale(), bq.LinearScale(min=0.0)
         self.marks = {kind: bq.Lines(x=np.array([], dtype="datetime64[ns]"), y=[], scales={"x": self.x, "y": self.y},
-                                     labels=[], colors=[ACTUAL_COLOR], display_legend=True,
+                                     labels=[], colors=[ACTUAL_COLOR], display_legend=False,
                                      stroke_width=2.5 if kind == "actual" else 2, line_style=STYLES.get(kind, "solid"),
                                      tooltip=bq.Tooltip(fields=["name"], labels=["line"]))
                       for kind in ("actual", "backtest", "issued", "next")}
@@ -77,7 +81,7 @@ class ExplorerPanel:
                                  opacities=[0.0], stroke=None,
                                  tooltip=bq.Tooltip(fields=["name", "x", "y"], formats=["", "%b %d %Y", ".4g"],
                                                     labels=["line", "date", "units"]))
-        axes = [date_axis(self.x), bq.Axis(scale=self.y, orientation="vertical", label="units", tick_format=".3g")]
+        axes = [date_axis(self.x), bq.Axis(scale=self.y, orientation="vertical", label="units", tick_format="~s")]
         self.figure = css(bq.Figure(marks=[*self.marks.values(), self.points], axes=axes, title="Forecast explorer",
                                     animation_duration=0, legend_location="top-left",
                                     fig_margin={"top": 40, "bottom": 45, "left": 65, "right": 20},
@@ -91,8 +95,9 @@ class ExplorerPanel:
         self.issue.observe(lambda _: self._changed(), names="value")
         controls = w.VBox([self.level, self.search, self.nodes, self.count, self.models, self.issue],
                           layout=w.Layout(min_width="320px"))
-        self.widget = css(w.VBox([w.HTML("<h3>Forecast explorer</h3>"), self.note,
-                                  w.HBox([self.figure, controls])]), "m5-explorer")
+        self.widget = css(w.VBox([w.HTML(f"{HIDDEN_POINTS}<h3>Forecast explorer</h3>"), self.note,
+                                  w.HBox([w.VBox([self.figure, self.legend], layout=w.Layout(width="100%")),
+                                          controls])]), "m5-explorer")
 
     # -- from the dashboard's snapshot ---------------------------------------------------------
     def update(self, today: int, models: dict[str, dict]) -> None:
@@ -283,6 +288,9 @@ class ExplorerPanel:
             self.empty.show(self._empty_text(lines))
             self.figure.title = f"{node_title(self.node)}: actuals, backtests and forecasts"
         self._set_note(self._note_text(lines))
+        legend = legend_html(lines, self.order)
+        if self.legend.value != legend:
+            self.legend.value = legend
         self.last_draw_s = time.perf_counter() - started
 
     def _empty_text(self, lines: list[Line]) -> str:
@@ -313,6 +321,18 @@ class ExplorerPanel:
     def _set_note(self, text: str) -> None:
         if self.note.value != text:
             self.note.value = text
+
+
+def legend_html(lines: list[Line], order: list[str]) -> str:
+    """The legend under the chart: a sample of each line (colour and dash) and its label."""
+    items = []
+    for line in lines:
+        color = ACTUAL_COLOR if line.model is None else color_of(line.model, order)
+        dash = {"issued": "dashed", "next": "dotted"}.get(line.kind, "solid")
+        items.append(f"<span class='m5-legend-item m5-legend-{line.kind}' style='margin-right:16px;white-space:nowrap'>"
+                     f"<span style='display:inline-block;width:26px;margin:0 5px 3px 0;border-top:3px {dash} {color}'>"
+                     f"</span>{html.escape(line.label)}</span>")
+    return f"<div style='font-size:12px;line-height:20px;margin-left:65px'>{''.join(items)}</div>"
 
 
 def _date(day: int) -> str:
