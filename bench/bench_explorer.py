@@ -136,7 +136,7 @@ def in_browser(home: Path, log_dir: Path, rounds: int) -> dict:
                                ".filter(t => t.textContent.includes('issued')).length >= 3", polling=200)
         with_issues = time.perf_counter() - start
         print(f"first visit: explorer drawn {drawn:.1f} s, with every backtest {with_backtests:.1f} s,"
-              f" with every issue {with_issues:.1f} s after page.goto")
+              f" with every issue {with_issues:.1f} s after page.goto", flush=True)
         times: dict[str, list[float]] = {}
         search_ms = []
         for _ in range(rounds):
@@ -147,11 +147,12 @@ def in_browser(home: Path, log_dir: Path, rounds: int) -> dict:
                 t0 = time.perf_counter()
                 page.locator(".m5-explorer-search input").fill(search)
                 page.wait_for_function("([n, s]) => { const o = [...document.querySelectorAll("
-                                       "'.m5-explorer-node option')]; return o.some(x => x.textContent === n)"
-                                       " && o.every(x => x.textContent.toLowerCase().includes(s.toLowerCase())); }",
+                                       "'.m5-explorer-node option')]; return o.some(x => x.textContent.replace(/\\u00a0/g, ' ') === n)"
+                                       " && o.every(x => x.textContent.replace(/\\u00a0/g, ' ').toLowerCase().includes(s.toLowerCase())); }",
                                        arg=[node, search], polling=20)
                 search_ms.append((time.perf_counter() - t0) * 1000)
                 times.setdefault(level, []).append(redraw_ms(page, node))
+                print(f"  {level} {node}: {times[level][-1]:.0f} ms", flush=True)
         B.screenshot(page, "bench-explorer-full")
         page.close(run_before_unload=True)
     rows = [{"level": level, "redraws": len(v), "median ms": statistics.median(v), "max ms": max(v)}

@@ -88,8 +88,8 @@ def choose_node(page, level_label: str, search: str, node: str) -> float:
     box.fill(search)
     # every option matches the search (so the list shown is the search's, not the level's before it)
     page.wait_for_function("([n, s]) => { const o = [...document.querySelectorAll('.m5-explorer-node option')];"
-                           " return o.some(x => x.textContent === n)"
-                           " && o.every(x => x.textContent.toLowerCase().includes(s.toLowerCase())); }",
+                           " return o.some(x => x.textContent.replace(/\\u00a0/g, ' ') === n)"
+                           " && o.every(x => x.textContent.replace(/\\u00a0/g, ' ').toLowerCase().includes(s.toLowerCase())); }",
                            arg=[node, search], polling=50)
     return redraw_ms(page, node)
 

@@ -55,6 +55,7 @@ class ExplorerPanel:
         self._loading = self._again = False
         self._loaded_key: tuple | None = None
         self._failed: list[str] = []
+        self._backtests_pending = False
         self.last_draw_s: float | None = None  # the kernel's share of the last redraw (for the benchmark)
 
         self.level = css(w.Dropdown(options=[(title, level) for level, title in LEVELS], value="Level1",
@@ -146,40 +147,32 @@ class ExplorerPanel:
             self._set_note(f"computing the backtest of {', '.join(todo)} over the test window"
                            f" {day_label(test_range[0])}..{day_label(test_range[1])} (once per version and day)..")
 
-        def work():
+        def fast():  # about a second at the full shape: the chart shows the actuals and issues meanwhile
             self.reader.load_index()
             self.reader.load_actuals(today)
             self.reader.load_issue_days(list(versions))
-            failed = self.reader.load_backtests(versions, test_range)
             for name, day in wanted_issues(self.reader, list(versions), pick):
                 self.reader.load_issue(name, day)
-            return failed
+            return []
 
-        def done(failed: list[str] | None, error: BaseException | None) -> None:
-            self._loading = False
+        def slow():  # seconds to a minute a version at the full shape, once per version and day
+            return self.reader.load_backtests(versions, test_range)
+
+        def done(failed: list[str] | None, error: BaseException | None, last: bool) -> None:
             self._failed = list(failed or []) + ([f"{type(error).__name__}: {error}"] if error else [])
-            if error is None:
-                self._loaded_key = key
-            else:
+            if error is not None:
                 log.error("explorer: loading failed: %s", error)
-            self._after_load()
-            if self._again:
+            if last or error is not None:
+                self._loading = False
+                if error is None:
+                    self._loaded_key = key
+            self._after_load(loading=not last and error is None)
+            if not last and error is None:
+                _off_loop(slow, lambda result, exc: done(result, exc, True))
+            elif self._again:
                 self._load()
 
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None or not loop.is_running():  # no event loop (a script or a test): load in place
-            try:
-                result = work()
-            except Exception as exc:
-                done(None, exc)
-            else:
-                done(result, None)
-            return
-        future = loop.run_in_executor(None, work)
-        future.add_done_callback(lambda f: done(None, f.exception()) if f.exception() else done(f.result(), None))
+        _off_loop(fast, lambda result, exc: done(result, exc, not todo))
 
     def _ledger_key(self) -> tuple:
         """Changes when an issue day is added (a new issue loads and the picker offers it)."""
@@ -190,8 +183,8 @@ class ExplorerPanel:
             return ()
         return (stat.st_mtime_ns,)
 
-    def _after_load(self) -> None:
-        """Bring the node list and the issue picker up to date, then draw."""
+    def _after_load(self, loading: bool = False) -> None:
+        """Bring the node list and the issue picker up to date, then draw (``loading``: backtests still to come)."""
         index = self.reader.index
         if index is None:
             self._set_note("<span class='m5-explorer-failed'>" + html.escape("; ".join(self._failed)) + "</span>")
@@ -200,6 +193,7 @@ class ExplorerPanel:
             self.node = index.first(self.level.value)
             self._show_matches()
         self._sync_issues()
+        self._backtests_pending = loading
         self.draw()
 
     def _sync_issues(self) -> None:
@@ -315,12 +309,32 @@ class ExplorerPanel:
             days = self.reader.issue_days(name)
             if issue_day_for(self.issue.value, days) is None:
                 parts.append(f"{name}: no issue {'yet' if not days else 'that day'}")
+        if self._backtests_pending:
+            parts.append("computing the backtests (once per version and day)..")
         parts += [f"failed: {text}" for text in self._failed]
         return "<small class='m5-explorer-facts'>" + html.escape("; ".join(parts)) + "</small>"
 
     def _set_note(self, text: str) -> None:
         if self.note.value != text:
             self.note.value = text
+
+
+def _off_loop(work, then) -> None:
+    """Run ``work`` in a worker thread and ``then(result, error)`` on the event loop; in place without a loop."""
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or not loop.is_running():  # no event loop (a script or a test)
+        try:
+            result = work()
+        except Exception as exc:
+            then(None, exc)
+        else:
+            then(result, None)
+        return
+    future = loop.run_in_executor(None, work)
+    future.add_done_callback(lambda f: then(None, f.exception()) if f.exception() else then(f.result(), None))
 
 
 def legend_html(lines: list[Line], order: list[str]) -> str:
