@@ -20,6 +20,7 @@ import ipywidgets as w
 from m5ops.dashboard.charts import MetricChart, TotalsChart
 from m5ops.dashboard.create_form import CreateForm
 from m5ops.dashboard.drift_panel import DriftPanel
+from m5ops.dashboard.explorer_panel import ExplorerPanel
 from m5ops.dashboard.models_panel import ModelsPanel
 from m5ops.dashboard.production_panel import ProductionPanel
 from m5ops.dashboard.progress_panel import ProgressPanel
@@ -100,6 +101,7 @@ class Dashboard:
         self.runs = RunsPanel(self.actions)
         self.data = TotalsChart()
         self.drift = DriftPanel(self.workspace)
+        self.explorer = ExplorerPanel(self.workspace, self.reader.store)
         self._task: asyncio.Task | None = None
         self._fast_until = 0.0
         self._wake = asyncio.Event()
@@ -111,7 +113,8 @@ class Dashboard:
         title = w.HTML(f"{STYLE}<h2>m5ops <small>{html.escape(str(self.workspace.home))}</small></h2>")
         panels = [title, self.alerts, self.header, self.progress.widget, self.messages.box, self.production.widget,
                   self.models.widget,
-                  self.form.widget, self.chart.widget, self.drift.widget, self.runs.widget, self.data.widget]
+                  self.form.widget, self.chart.widget, self.drift.widget, self.explorer.widget, self.runs.widget,
+                  self.data.widget]
         self.widget = css(w.VBox(panels), "m5-dashboard")
 
     def apply(self, snap: Snapshot) -> None:
@@ -129,6 +132,7 @@ class Dashboard:
             self.production.update(snap.production)
         self.models.update(snap.models)
         self.chart.update(snap.history, snap.live, snap.deleted, snap.metric, snap.scope, snap.level)
+        self.explorer.update(snap.header.today_day, self.reader.registry_data()["models"])
         self.runs.update(snap.runs)
         self.data.update(snap.totals, data_facts(snap.header))
 

@@ -1,5 +1,9 @@
 """bqplot charts: a metric over simulated time (one line per model), and recent total sales.
 
+Every date axis shows days (``DATE_FORMAT``, ticks on whole days from ``date_ticks``: left to
+itself d3 puts hourly ticks such as "06 AM" on a span of a few days), and a chart with nothing
+to draw says why, and when it will fill, in the chart itself (``EmptyNote``).
+
 The metric chart is one ``Lines`` mark holding one line per model over the union of evaluated
 days (NaN where a model has no value, drawn as a gap), so that 20 models and a year of days
 stay one mark to draw. Redrawn only when the chosen metric, level, models or the history
@@ -27,6 +31,66 @@ PALETTE = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#b
            "#117733", "#332288", "#ddcc77", "#88ccee"]
 
 
+DATE_FORMAT = "%b %d"
+TICK_STEPS_DAYS = (1, 2, 7, 14, 28, 56, 91, 182, 364)
+MAX_DATE_TICKS = 9
+
+
+def date_ticks(first, last) -> np.ndarray | None:
+    """Tick dates on whole days from ``first`` to ``last`` (datetimes), at most ``MAX_DATE_TICKS``; None when empty.
+
+    Steps of 1, 2, 7, 14 or more days, on the days counted from ``first``: the ticks are the
+    data's own midnights, so they read the same in every time zone (the axis formats in UTC).
+    """
+    if first is None or last is None or pd.isna(first) or pd.isna(last):
+        return None
+    first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+    span = max((last - first).days, 0)
+    step = next((s for s in TICK_STEPS_DAYS if span // s + 1 <= MAX_DATE_TICKS), TICK_STEPS_DAYS[-1])
+    return pd.date_range(first, last, freq=f"{step}D").to_numpy()
+
+
+def date_axis(scale, label: str = "date") -> bq.Axis:
+    """A horizontal date axis that shows days (see ``date_ticks``)."""
+    return bq.Axis(scale=scale, label=label, grid_lines="none", tick_format=DATE_FORMAT)
+
+
+def set_date_ticks(axis: bq.Axis, *date_arrays) -> None:
+    """Put ``axis``'s ticks on whole days over the span of the given date arrays."""
+    values = [np.asarray(a, dtype="datetime64[ns]").ravel() for a in date_arrays if a is not None and np.size(a)]
+    values = [v[~np.isnat(v)] for v in values]
+    values = [v for v in values if len(v)]
+    ticks = date_ticks(min(v.min() for v in values), max(v.max() for v in values)) if values else None
+    if ticks is None:  # no data: no ticks (d3 would label an empty domain "Jan 01")
+        if axis.tick_values is None or len(axis.tick_values):
+            axis.tick_values = np.array([], dtype="datetime64[ns]")
+        return
+    if axis.tick_values is None or not np.array_equal(np.asarray(axis.tick_values, dtype="datetime64[ns]"),
+                                                      ticks.astype("datetime64[ns]")):
+        axis.tick_values = ticks
+
+
+class EmptyNote:
+    """A line of text in the middle of a chart saying why it is empty and when it will fill; hidden otherwise.
+
+    A ``Label`` mark on its own 0..1 scales, so it stays put whatever the data's scales do.
+    """
+
+    def __init__(self, figure: bq.Figure, cls: str = "m5-empty-note"):
+        scales = {"x": bq.LinearScale(min=0.0, max=1.0), "y": bq.LinearScale(min=0.0, max=1.0)}
+        self.label = bq.Label(x=[0.5], y=[0.55], scales=scales, text=[""], align="middle", default_size=14,
+                              font_weight="normal", colors=["#666666"], apply_clip=False)
+        self.figure, self.text, self.cls = figure, "", cls
+        figure.marks = [*figure.marks, self.label]
+
+    def show(self, text: str) -> None:
+        """Say ``text`` in the chart (empty: say nothing)."""
+        if text != self.text:
+            self.text = text
+            self.label.text = [text]
+            (self.figure.add_class if text else self.figure.remove_class)(self.cls)
+
+
 def color_of(name: str, order: list[str]) -> str:
     """A stable colour per model: its position among every model ever seen."""
     return PALETTE[order.index(name) % len(PALETTE)] if name in order else PALETTE[0]
@@ -34,7 +98,7 @@ def color_of(name: str, order: list[str]) -> str:
 
 def _figure(title: str, x_scale, y_scale, marks, y_label: str, cls: str, **layout) -> bq.Figure:
     """A figure with date and value axes."""
-    axes = [bq.Axis(scale=x_scale, label="simulated date", grid_lines="none"),
+    axes = [date_axis(x_scale, "simulated date"),
             bq.Axis(scale=y_scale, orientation="vertical", label=y_label, tick_format=".3g")]
     figure = bq.Figure(marks=marks, axes=axes, title=title, animation_duration=0,
                        fig_margin={"top": 40, "bottom": 45, "left": 65, "right": 160},
@@ -75,6 +139,7 @@ class MetricChart:
                               display_legend=True, labels=[], colors=PALETTE, stroke_width=2,
                               tooltip=bq.Tooltip(fields=["name"], labels=["model"]))
         self.figure = _figure("Metric over simulated time", self.x, self.y, [self.lines], "WMAPE", "m5-metric-chart")
+        self.empty = EmptyNote(self.figure)
         self.metric.observe(self._metric_chosen, names="value")
         self.scope.observe(self._metric_chosen, names="value")
         self.level.observe(lambda _: self.on_metric and self.on_metric(), names="value")
@@ -157,6 +222,8 @@ class MetricChart:
             self.lines.labels = [f"{m} (deleted)" if m in self.deleted else m for m in names]
             self.lines.colors = [color_of(m, self.order) for m in names] or PALETTE
             self.lines.marker = "circle" if names and len(dates) <= 30 else None
+        set_date_ticks(self.figure.axes[0], dates if names else None)
+        self.empty.show("" if names else _empty_text(self.history_metric, self.history_scope, models))
         self.figure.axes[1].label = self._label()
         self.figure.title = f"{METRICS[metric]} over simulated time: {SCOPES[self.history_scope]}"
         self.note.value = self._note(models, lines)
@@ -182,6 +249,18 @@ def _missing_note(metric: str, scope: str, missing: list[str]) -> str:
     return f"no {METRICS[metric]} yet for: {', '.join(missing)}{why}"
 
 
+def _empty_text(metric: str, scope: str, models: list[str]) -> str:
+    """What the empty metric chart says: why nothing is drawn and when something will be."""
+    if not models:
+        return "no model chosen: pick one or more models on the right"
+    if scope == WINDOW and metric != "wrmsse":
+        return "per issue window only WRMSSE is scored: pick WRMSSE, or a horizon"
+    if scope == BACKTEST:
+        return f"no {METRICS[metric]} yet: each tick's evaluation scores every model with a version"
+    return (f"no live {METRICS[metric]} yet: scored as the days an issued forecast covers arrive"
+            " (from the tick after the first issue)")
+
+
 def _two_dimensional(dates: np.ndarray, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """x and a 2-D y that bqplot reads as one line per row.
 
@@ -205,6 +284,7 @@ class TotalsChart:
                               "m5-totals-chart")
         self.figure.fig_margin = {"top": 40, "bottom": 45, "left": 65, "right": 20}
         self.figure.layout.height = "280px"
+        self.empty = EmptyNote(self.figure)
         self.facts = css(w.HTML(""), "m5-data-facts")
         self._drawn = None
         self.widget = css(w.VBox([w.HTML("<h3>Data</h3>"), self.facts, self.figure]), "m5-data")
@@ -220,3 +300,5 @@ class TotalsChart:
         with self.line.hold_sync():
             self.line.x = pd.to_datetime(list(dates)).to_numpy()
             self.line.y = np.asarray(values, dtype=float)
+        set_date_ticks(self.figure.axes[0], self.line.x)
+        self.empty.show("" if len(dates) else "no stored day yet: 'm5ops init' stores the history")

@@ -15,6 +15,7 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
+from m5ops.dashboard.charts import EmptyNote, date_axis, set_date_ticks
 from m5ops.dashboard.production_state import TOTAL, ForecastPlot, ProductionView, ServingRow, VersionRow
 from m5ops.dashboard.widgets import Actions, button, css, html_cell, shared_layout, sync_rows
 from m5ops.data.schema import day_label
@@ -160,12 +161,13 @@ class ForecastChart:
         self.forecast = bq.Lines(x=np.array([], dtype="datetime64[ns]"), y=[], scales={"x": self.x, "y": self.y},
                                  colors=["#cc3311"], stroke_width=2, line_style="dashed", labels=["forecast"],
                                  display_legend=True)
-        axes = [bq.Axis(scale=self.x, label="date", grid_lines="none"),
+        axes = [date_axis(self.x),
                 bq.Axis(scale=self.y, orientation="vertical", label="units", tick_format=".3g")]
         self.figure = css(bq.Figure(marks=[self.actual, self.forecast], axes=axes, title="Forecast of the next 28 days",
                                     animation_duration=0, legend_location="top-left",
                                     fig_margin={"top": 40, "bottom": 45, "left": 65, "right": 20},
                                     layout=w.Layout(width="100%", height="300px")), "m5-forecast-chart")
+        self.empty = EmptyNote(self.figure)
         self.aggregate = css(w.Dropdown(options=[TOTAL], value=TOTAL, description="aggregate",
                                         layout=w.Layout(width="300px")), "m5-forecast-aggregate")
         self.note = css(w.HTML(""), "m5-forecast-note")
@@ -196,6 +198,8 @@ class ForecastChart:
             self.actual.y = np.asarray(plot.actual[label], dtype=float)
             self.forecast.x = pd.to_datetime(list(plot.forecast_dates)).to_numpy()
             self.forecast.y = np.asarray(plot.forecast.get(label, ()), dtype=float)
+        set_date_ticks(self.figure.axes[0], self.actual.x, self.forecast.x)
+        self.empty.show("" if plot.forecast_dates else "no issued forecast yet: the first issue comes with the next tick")
         self.note.value = (f"<small>{html.escape(plot.model)} {html.escape(plot.version)}, issued on"
                            f" {day_label(plot.issue_day)}</small>" if plot.forecast_dates else
                            "<small class='m5-no-forecast'>no forecast issued yet: the daily issue stores one"
