@@ -5,7 +5,8 @@ Version 1: runs, metrics, heartbeat, runner_state. Version 2: ``runs.progress`` 
 ``level`` (``all`` or a WRMSSE level 1-12), ``horizon`` and ``issue_day`` (0 on backtest rows),
 with ``excluded`` (series left out of a WRMSSE, having no scale). Version 4: ``alerts``. Version 5: serving, as
 ``production`` (who serves, one row per change), ``audit`` (every change of production or of a
-model's current version, with its evidence) and ``settings`` (the serving policy). A new table
+model's current version, with its evidence) and ``settings`` (the serving policy). Then
+``runs.worker``: the address of the Dask worker a run executed on. A new table
 or column is a new step at the end of ``MIGRATIONS``.
 """
 from __future__ import annotations
@@ -185,6 +186,7 @@ MIGRATIONS = [
     _metrics_by_source_and_level,
     _alerts,
     _serving_tables,
+    _add_columns("runs", {"worker": "TEXT"}),  # the Dask worker's address a run executed on (NULL: locally)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
