@@ -77,6 +77,15 @@ def test_ticks_and_requests_run_on_the_workers_recorded_with_their_address(works
         assert_executed_notebook(run)
     assert f"executor dask (scheduler {cluster.address}, 2 worker(s))" in runner.log()
 
+    # m5ops check on the workers: sound as each one sees it, and a damaged day is reported by each of them
+    checked = m5ops(workspace, "check", "--scheduler", cluster.address)
+    assert checked.returncode == 0 and "sound here and on every Dask worker" in checked.stdout, checked.stderr
+    features = sorted((workspace.home / "features").iterdir())
+    features[len(features) // 2].write_bytes(b"not parquet")
+    checked = m5ops(workspace, "check", "--scheduler", cluster.address)
+    assert checked.returncode == 1
+    assert all(f"[workers] worker {address}: [features]" in checked.stdout for address in workers), checked.stdout
+
 
 @pytest.mark.slow
 def test_two_models_train_at_once_on_two_workers_and_one_model_never_twice(workspace, start_runner, test_kinds,
@@ -154,4 +163,19 @@ def test_a_lost_scheduler_stops_the_runner_with_a_clear_line_never_a_hang(worksp
     assert f"the Dask scheduler at {cluster.address} is unreachable" in runner.log()
     assert "the runner submits no more runs and stops" in runner.log()
     assert store.get(run)["status"] == "interrupted"
-    assert store.get(later)["status"] == "queued"  # never submitted: it waits for the next runner
+    later = store.get(later)  # never executed: still queued for the next runner, or refused as not submitted
+    assert later["status"] == "queued" or later["status"] == "interrupted" and "not submitted" in later["error"]
+
+
+@pytest.mark.slow
+def test_a_distributed_lightgbm_trains_through_the_runner_across_the_workers(workspace, start_runner, cluster):
+    add_model(workspace, "gbm", "lightgbm", active=False, distributed=True, num_boost_round=20, train_days=60)
+    store = RunStore(workspace.runs_path)
+    runner = dask_runner(start_runner, workspace, cluster)
+    run = store.enqueue("train", "gbm", {"model": "gbm", "manual": True})
+    wait_for(lambda: store.get(run)["finished_at"], 240, "the distributed training", runner)
+    assert store.get(run)["status"] == "succeeded", store.get(run)["error"]
+    version = Registry(workspace.registry_path).get("gbm")["versions"][0]
+    assert (workspace.home / version["artifact"] / "model.txt").is_file()
+    notebook = "\n".join(str(cell.get("outputs", "")) for cell in assert_executed_notebook(store.get(run)).cells)
+    assert "across 2 Dask worker(s)" in notebook or version["rows"] > 0

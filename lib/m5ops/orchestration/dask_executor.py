@@ -86,7 +86,7 @@ class DaskExecutor:
             raise RunnerError(f"Dask worker(s) {', '.join(blind)} do not see the workspace {workspace.home}: put it"
                               " on storage every worker mounts at the same path (a shared filesystem), then"
                               " check it on a worker with 'm5ops --home ... check'")
-        workers = self.workers()
+        workers = self.workers() or {}
         if workers and all(RUN_RESOURCE in (w.get("resources") or {}) for w in workers.values()):
             self.resources = {RUN_RESOURCE: 1}
         else:
@@ -105,11 +105,16 @@ class DaskExecutor:
             self.client = None
 
     def describe(self) -> str:
-        return f"dask (scheduler {self.address}, {len(self.workers())} worker(s))"
+        return f"dask (scheduler {self.address}, {len(self.workers() or {})} worker(s))"
 
-    def workers(self) -> dict:
-        """The workers the scheduler knows now, by address."""
-        return dict(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+    def workers(self, timeout_s: float = 5.0) -> dict | None:
+        """The workers the scheduler knows now, by address; None if it does not answer within ``timeout_s``."""
+        try:  # never the plain scheduler_info(): without a scheduler it waits for one forever
+            info = self.client.sync(self.client.scheduler.identity, n_workers=-1, callback_timeout=timeout_s)
+        except Exception as exc:  # a timeout, a closed comm: the caller counts the scheduler offline
+            log.debug("the Dask scheduler did not answer: %s", exc)
+            return None
+        return dict(info.get("workers", {}))
 
     # -- one run --------------------------------------------------------------------------------
     def execute(self, task: str, params: dict, output: Path, timeout_s: float, niceness: int = 0):
@@ -119,7 +124,8 @@ class DaskExecutor:
         executor.get_task(task).validate(params)  # refused here, before the cluster sees it
         run_id = str(params["run_id"])
         started = time.monotonic()
-        if self.lost:
+        if self.lost or not self._connected():
+            self._scheduler_lost()
             return self._ended(output, started, "interrupted", f"interrupted: not submitted, {self.lost}")
         future = self.client.submit(run_on_worker, str(self.runs.path), task, params, str(output), timeout_s,
                                     niceness, self.address, key=f"m5ops-run-{run_id}", pure=False, retries=0,
@@ -135,19 +141,22 @@ class DaskExecutor:
         while True:
             if future.done():
                 return self._result(future, output, started)
-            if self.client.status != "running":
-                offline_since = offline_since or time.monotonic()
-                if time.monotonic() - offline_since >= self.lost_after_s:
-                    return self._ended(output, started, "interrupted", self._scheduler_lost())
-            else:
-                offline_since = None
-                if time.monotonic() >= next_check:
-                    lost = self._lost_worker(run_id)
+            if self.lost:  # another lane found the scheduler lost
+                return self._ended(output, started, "interrupted", f"interrupted: {self.lost}")
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + WORKER_CHECK_S
+                workers = self.workers() if self.client.status == "running" else None
+                if workers is None:  # the scheduler does not answer: lost once that lasts lost_after_s
+                    offline_since = offline_since or time.monotonic()
+                    if time.monotonic() - offline_since >= self.lost_after_s:
+                        return self._ended(output, started, "interrupted", self._scheduler_lost())
+                else:
+                    offline_since = None
+                    lost = self._lost_worker(run_id, workers)
                     if lost:
                         future.cancel()
-                        return self._ended(output, started, "interrupted", f"interrupted: worker {lost} left the"
-                                           " cluster (killed?) while the run executed on it", worker=lost)
-                    next_check = time.monotonic() + WORKER_CHECK_S
+                        return self._ended(output, started, "interrupted", f"interrupted: worker {lost} left"
+                                           " the cluster (killed?) while the run executed on it", worker=lost)
             time.sleep(POLL_S)
 
     def _result(self, future, output: Path, started: float):
@@ -155,21 +164,29 @@ class DaskExecutor:
         try:
             done = future.result()
         except Exception as exc:  # KilledWorker, CancelledError, a worker that could not unpickle...
+            if self.client.status != "running" or "connection" in str(exc):  # Dask cancels it with the scheduler
+                return self._ended(output, started, "interrupted", self._scheduler_lost())
             reason = f"interrupted: the cluster lost the run ({type(exc).__name__}: {exc})"
             return self._ended(output, started, "interrupted", reason)
         return self._ended(output, started, done["status"], done["error"], worker=done["worker"],
                            duration_s=done["duration_s"])
 
-    def _lost_worker(self, run_id: str) -> str | None:
-        """The address of the worker that took the run if it has left the cluster since, else None."""
+    def _lost_worker(self, run_id: str, workers: dict) -> str | None:
+        """The address of the worker that took the run if it is not among ``workers`` any more, else None."""
         worker = self.runs.get(run_id).get("worker")
-        return worker if worker and worker not in self.workers() else None
+        return worker if worker and worker not in workers else None
+
+    def _connected(self) -> bool:
+        """Whether the client is connected, waiting up to ``lost_after_s`` while it reconnects."""
+        deadline = time.monotonic() + self.lost_after_s
+        while self.client.status in ("connecting", "newly-created") and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        return self.client.status == "running"
 
     def _scheduler_lost(self) -> str:
         """Count the scheduler as lost (once): say so, and tell ``on_lost``."""
         if not self.lost:
-            self.lost = (f"the Dask scheduler at {self.address} is unreachable since {self.lost_after_s:g} s"
-                         " (stopped? network?)")
+            self.lost = f"the Dask scheduler at {self.address} is unreachable (stopped? the network?)"
             log.error("%s: the runs waiting on it are recorded interrupted and no run is submitted any more",
                       self.lost)
             self.on_lost(self.lost)

@@ -268,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     configure(workspace.logs_dir if workspace.exists() else None)
     try:
         print(run_from_args(workspace, args))
+    except RunFailed as exc:  # stopped by a fault (the Dask scheduler lost): status 1, as ``m5ops runner``
+        print(f"run_runner: {exc}", file=sys.stderr)
+        return 1
     except M5opsError as exc:
         print(f"run_runner: {exc}", file=sys.stderr)
         return 2

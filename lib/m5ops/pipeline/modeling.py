@@ -124,6 +124,8 @@ def training_frame(data: WorkspaceData, model: ForecastModel, start: int, end: i
         return data.features.read(start, end, data.series)
     if model.fit_inputs == "sales":
         return sales_frame(data.store, start, end)
+    if model.fit_inputs == "feature_store":  # a kind that trains on a Dask cluster reads it there
+        return data.features.to_dask(start, end, data.series)
     raise ModelError(f"kind {model.kind!r} declares fit_inputs={model.fit_inputs!r}; "
                      f"declare 'features' or 'sales' in its class")
 
@@ -141,7 +143,7 @@ def sales_frame(store: DayStore, start: int, end: int) -> pd.DataFrame:
 
 def on_sale(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of days when the item had a price: before its launch a zero says nothing about demand."""
-    return frame[frame["sell_price"].notna()]
+    return frame[frame["sell_price"].notnull()]  # notnull: pandas and dask.dataframe both have it
 
 
 def _save_artifact(workspace: Workspace, model: ForecastModel, name: str, version_id: str):
