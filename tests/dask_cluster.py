@@ -71,9 +71,10 @@ class Cluster:
             time.sleep(0.3)
         raise AssertionError(f"{n} workers did not join:\n" + "\n".join(self.log(name) for name in self.processes))
 
-    def log(self, name: str) -> str:
+    def log(self, name: str, tail: int | None = 3000) -> str:
         path = self.folder / f"dask-{name}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text[-tail:] if tail else text
 
     def kill(self, name: str) -> list[int]:
         """SIGKILL one process (and what it started: a run's task process and kernel)."""

@@ -177,5 +177,6 @@ def test_a_distributed_lightgbm_trains_through_the_runner_across_the_workers(wor
     assert store.get(run)["status"] == "succeeded", store.get(run)["error"]
     version = Registry(workspace.registry_path).get("gbm")["versions"][0]
     assert (workspace.home / version["artifact"] / "model.txt").is_file()
-    notebook = "\n".join(str(cell.get("outputs", "")) for cell in assert_executed_notebook(store.get(run)).cells)
-    assert "across 2 Dask worker(s)" in notebook or version["rows"] > 0
+    assert_executed_notebook(store.get(run))
+    for name in ("w1", "w2"):  # LightGBM's own network: one rank on each worker
+        assert "total number of machines: 2" in cluster.log(name, tail=None), cluster.log(name)

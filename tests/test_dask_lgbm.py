@@ -21,7 +21,8 @@ from m5ops.pipeline.modeling import WorkspaceData, score_models, train_version  
 from m5ops.stores.layout import Workspace  # noqa: E402
 from m5ops.stores.registry import Registry  # noqa: E402
 
-SAME = {"num_boost_round": 200, "train_days": 365}
+# bagging and feature sampling off: their random draws differ per machine in a distributed fit by design
+SAME = {"num_boost_round": 200, "train_days": 365, "bagging_freq": 0, "feature_fraction": 1.0}
 NO_DASK = """
 import sys
 sys.modules['dask'] = sys.modules['distributed'] = None  # importing either fails here
