@@ -49,6 +49,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("check", help="verify the workspace: days, features, registry, models, runs.db")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="also run the check on every worker of this Dask cluster")
 
     p = sub.add_parser("status", help="simulated today, data size, runner state")
     p.add_argument("--json", action="store_true")
@@ -139,12 +140,17 @@ def _schedule_line(state: dict, alive: bool) -> str:
 
 def cmd_check(workspace: Workspace, args: Args):
     problems = check_workspace(workspace)
+    if getattr(args, "scheduler", None):
+        from m5ops.pipeline.check import check_from_workers
+
+        problems += check_from_workers(workspace, args.scheduler)
     if problems:  # the report on stdout, the one-line verdict on stderr, exit 1
         print(json.dumps(as_json(problems), indent=2) if args.json else "\n".join(p.line() for p in problems))
         raise WorkspaceDamaged(f"{len(problems)} problem(s) in {workspace.home}; each is listed above with its repair")
     if args.json:
         return as_json(problems)
-    return f"workspace {workspace.home} is sound: days, features, registry, model versions and runs.db checked"
+    workers = " here and on every Dask worker" if getattr(args, "scheduler", None) else ""
+    return f"workspace {workspace.home} is sound{workers}: days, features, registry, model versions and runs.db checked"
 
 
 def cmd_export(workspace: Workspace, args: Args) -> str:

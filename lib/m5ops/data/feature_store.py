@@ -87,6 +87,26 @@ class FeatureStore:
         frame = pd.DataFrame(_read_into_columns(paths, names), copy=False)
         return attach_ids(frame, series)
 
+    def to_dask(self, start: int, end: int, series: pd.DataFrame, columns: list[str] | None = None):
+        """Days start..end as a ``dask.dataframe``, one partition per day file, ids attached (read on the workers).
+
+        Every partition's ids share the categories of ``series``, so the categories are known
+        to Dask (and to LightGBM) without a pass over the data. The files must be on storage
+        the workers see.
+        """
+        import dask.dataframe as dd  # the [dask] extra
+
+        paths = [self.day_path(day) for day in range(start, end + 1)]
+        missing = [p for p in paths if not p.is_file()]
+        if end < start or missing:
+            raise DataError(f"cannot read features of days {start}..{end} as a Dask frame: "
+                            f"{len(missing) if missing else 'no'} day file(s) missing; run 'm5ops tick' to build them")
+        names = (pq.read_schema(paths[0]).names if columns is None else sorted(set(columns) | {"series", "day"}))
+        names = [name for name in names if name != "price_max"]
+        meta = _read_day_with_ids(paths[0], names, series).iloc[:0]
+        return dd.from_map(_read_day_with_ids, [str(p) for p in paths], names=names, series=series, meta=meta,
+                           enforce_metadata=False)
+
     def price_max(self, day: int) -> np.ndarray | None:
         """The running price maximum stored with a day's features, if that day is built."""
         path = self.root / f"day={day:06d}.parquet"
@@ -124,6 +144,11 @@ class FeatureStore:
         frame = day_frame(block, 0, calendar_features(today), store.series()["state_id"])
         self.write_day(frame)
         return frame
+
+
+def _read_day_with_ids(path, names: list[str], series: pd.DataFrame) -> pd.DataFrame:
+    """One day file's columns ``names`` with the series' categorical ids (a partition of ``to_dask``)."""
+    return attach_ids(pq.read_table(path, columns=names).to_pandas(), series)
 
 
 def _chunks(n: int, size: int) -> list[slice]:

@@ -21,6 +21,7 @@ from m5ops.models.base import (
     TARGET, ForecastInput, ForecastModel, artifact_file, feature_frame, require,
 )
 from m5ops.models.params import Param, ParamSchema
+from m5ops.models.progress import no_progress
 
 ARTIFACT = "model.txt"
 
@@ -46,7 +47,23 @@ class LightGBMModel(ForecastModel):
         Param("train_days", int, 365, low=28, high=3000, help="Train on the last N days of the train split."),
         Param("num_threads", int, 2, low=1, high=256, help="CPU threads for training and prediction."),
         Param("seed", int, 42, low=0, high=2**31 - 1, help="Seed for bagging and feature sampling."),
+        Param("distributed", bool, False,
+              help="Train across the Dask cluster's workers (lightgbm.dask) on the feature store read as a"
+                   " dask.dataframe; needs the runner's --executor dask. The artifact is the same."),
     ])
+
+    @property
+    def fit_inputs(self) -> str:
+        """A distributed fit reads the feature store on the cluster; a local one gets the frame."""
+        return "feature_store" if self.distributed else "features"
+
+    def fit(self, train, progress=no_progress) -> "LightGBMModel":
+        """The frame's ``fit``, or, with ``distributed``, one fit across the Dask cluster (``lgbm_dask``)."""
+        if not self.distributed:
+            return super().fit(train, progress)
+        from m5ops.models.lgbm_dask import fit_distributed  # late: needs the [dask] extra
+
+        return fit_distributed(self, train, progress)
 
     def _lgb_params(self) -> dict:
         """The LightGBM parameter dict for training."""

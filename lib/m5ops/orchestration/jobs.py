@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nbformat
 
 from m5ops.data.schema import day_date
 from m5ops.data.store import DayStore
 from m5ops.orchestration import executor
+from m5ops.orchestration.executors import Executor, LocalExecutor
 from m5ops.stores.runs import RunStore
 from m5ops.stores.layout import Workspace
 
@@ -19,10 +20,11 @@ DEFAULT_TIMEOUT_S = 3600.0
 
 @dataclass
 class JobSettings:
-    """How one run is executed: its timeout and the niceness of its processes (retries are the runner's)."""
+    """How one run is executed: its timeout, the niceness of its processes, where (retries are the runner's)."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
     niceness: int = 0
+    executor: Executor = field(default_factory=LocalExecutor)
 
 
 def run_day(workspace: Workspace, params: dict) -> int:
@@ -52,13 +54,13 @@ def end_as(run_id: str, status: str, reason: str) -> None:
         _ENDINGS[run_id] = (status, reason)
 
 
-def end_run(run_id: str, status: str, reason: str) -> list[int]:
+def end_run(run_id: str, status: str, reason: str, where: Executor | None = None) -> list[int]:
     """End a run executing in this process on purpose: ``end_as``, then kill its processes; their pids.
 
     [] when its process has not started yet: call again (the runner's watcher does, every beat).
     """
     end_as(run_id, status, reason)
-    return executor.kill_run(run_id)
+    return (where or LocalExecutor()).kill(run_id)
 
 
 def _note_stopped(output, reason: str) -> None:
@@ -100,8 +102,8 @@ def run_task(workspace: Workspace, task: str, params: dict | None = None, *, tri
     output = executor.output_path(workspace.outputs_dir, sim_date_for(workspace, task, params), task, run_id, model)
     runs.set_output(run_id, str(output))
     log.info("run %s started task=%s model=%s trigger=%s attempt=%d", run_id, task, model, trigger, attempt)
-    result = executor.execute(task, {"home": str(workspace.home), "run_id": run_id, **params}, output,
-                              settings.timeout_s, niceness=settings.niceness)
+    result = settings.executor.execute(task, {"home": str(workspace.home), "run_id": run_id, **params}, output,
+                                       settings.timeout_s, niceness=settings.niceness)
     with _ENDINGS_LOCK:
         ending = _ENDINGS.pop(run_id, None)
     status, error = result.status, result.error

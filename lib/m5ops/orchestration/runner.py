@@ -43,9 +43,10 @@ import psutil
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from m5ops.errors import M5opsError, ParameterError, RunnerError
+from m5ops.errors import M5opsError, ParameterError, RunFailed, RunnerError
 from m5ops.orchestration.alert_hook import notify
 from m5ops.orchestration.executor import warm_kernels
+from m5ops.orchestration.executors import make_executor
 from m5ops.orchestration.lock import TOKEN_ENV, RunnerLock, kill_leftovers
 from m5ops.orchestration.scheduling import (
     RunnerSettings, add_arguments, build_scheduler, missed_tick, next_run_utc,
@@ -75,23 +76,47 @@ class Runner:
         self.state = RunnerState(workspace.runs_path)
         self._deadline: float | None = None
         self._why_stop = ""
+        self.lost: str | None = None  # why the executor's cluster was lost, if it was
 
     def serve(self) -> str:
         """Drive the workspace until SIGINT or SIGTERM: catch up, tick on schedule, serve the queue in lanes."""
         if not self.serving:
             raise RunnerError("this Runner was made with serving=False (ticks in this thread only); make it"
                               " with serving=True to serve the workspace")
-        with RunnerLock(self.workspace) as lock, self.handling_signals(), self.watching(beat=True):
+        with RunnerLock(self.workspace) as lock, self.handling_signals(), self.using_executor(), \
+                self.watching(beat=True):
             self.recover(lock)
-            log.info("runner started, pid %d: ticks %s, lanes: %s, retries %d, timeout %g s", os.getpid(),
-                     self.settings.describe(), self.settings.describe_lanes(), self.settings.retries,
-                     self.settings.timeout_s)
-            with warm_kernels(warm_spares(self.settings.workers), self.settings.niceness), \
+            log.info("runner started, pid %d: ticks %s, lanes: %s, retries %d, timeout %g s, executor %s",
+                     os.getpid(), self.settings.describe(), self.settings.describe_lanes(), self.settings.retries,
+                     self.settings.timeout_s, self.work.executor.describe())
+            # warm kernels serve the local executor; a Dask worker starts its own
+            local = self.work.executor.name == "local"
+            with warm_kernels(warm_spares(self.settings.workers), self.settings.niceness) if local \
+                    else contextlib.nullcontext(), \
                     self.work.in_lanes(self.settings.workers):  # on the way out: waits for every lane's run
                 self._catch_up()
                 self._schedule_until_stopped()
         log.info("runner stopped (%s)", self._why_stop)
+        if self.lost:
+            raise RunFailed(f"runner stopped: {self.lost}; restart it once the scheduler is back")
         return f"runner stopped ({self._why_stop})"
+
+    @contextlib.contextmanager
+    def using_executor(self):
+        """Runs execute where ``--executor`` says while inside (a Dask cluster: connected and checked first)."""
+        executor = make_executor(self.settings.executor, self.settings.scheduler, on_lost=self._executor_lost)
+        executor.start(self.workspace)  # RunnerError (exit 2) if the cluster cannot be reached
+        self.work.executor = executor
+        try:
+            yield executor
+        finally:
+            executor.close()
+
+    def _executor_lost(self, why: str) -> None:
+        """The cluster is gone: submit nothing more, and stop."""
+        self.lost = why
+        log.error("%s: the runner submits no more runs and stops", why)
+        self.stop("the Dask scheduler was lost")
 
     def _schedule_until_stopped(self) -> None:
         """Fire the scheduled ticks (each once the previous tick's steps are done) until the runner stops."""
@@ -225,11 +250,12 @@ def backfill(workspace: Workspace, days: int, settings: RunnerSettings | None = 
     trigger = "backfill" if days > 1 else "manual"
     done: list[dict] = []
     with RunnerLock(workspace, what=f"m5ops tick --days {days}") as lock, runner.handling_signals(), \
-            runner.watching(beat=False):
+            runner.using_executor(), runner.watching(beat=False):
         runner.recover(lock)
         # log lines go above the bar, and a bar off a terminal stays silent: its final line shows once
         # (several days: the next runs' kernels warm up while one runs)
-        with warm_kernels(warm_spares(1), runner.settings.niceness) if days > 1 else contextlib.nullcontext(), \
+        warm = days > 1 and runner.work.executor.name == "local"
+        with warm_kernels(warm_spares(1), runner.settings.niceness) if warm else contextlib.nullcontext(), \
                 logging_redirect_tqdm([logging.getLogger("m5ops")]), \
                 tqdm(total=days, desc="ticks", unit="day", disable=None if progress else True) as bar:
             for _ in range(days):
@@ -257,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     configure(workspace.logs_dir if workspace.exists() else None)
     try:
         print(run_from_args(workspace, args))
+    except RunFailed as exc:  # stopped by a fault (the Dask scheduler lost): status 1, as ``m5ops runner``
+        print(f"run_runner: {exc}", file=sys.stderr)
+        return 1
     except M5opsError as exc:
         print(f"run_runner: {exc}", file=sys.stderr)
         return 2

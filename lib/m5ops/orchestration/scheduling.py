@@ -36,6 +36,8 @@ class RunnerSettings:
     on_alert: str | None = None
     alert_every_s: float = 5.0
     workers: int = 2
+    executor: str = "local"
+    scheduler: str | None = None
 
     def __post_init__(self):
         """Refuse settings that cannot work, saying what to pass instead."""
@@ -56,6 +58,9 @@ class RunnerSettings:
             raise RunnerError(f"--workers {self.workers} is not a number of lanes: use 2 (the default: one lane for"
                               " trainings, one for the rest), more for trainings of several models at once, or 1"
                               " to run everything in one lane, one run at a time")
+        if self.executor not in ("local", "dask") or self.executor == "dask" and not self.scheduler:
+            raise RunnerError(f"--executor {self.executor!r} needs to be local (the default), or dask with"
+                              " --scheduler tcp://HOST:8786 (start one with 'dask scheduler')")
         for flag, value in (("--retry-delay", self.retry_delay_s), ("--grace", self.grace_s)):
             if value < 0:
                 raise RunnerError(f"{flag} {value} is negative: use 0 or more seconds, e.g. {flag} 5")
@@ -65,15 +70,16 @@ class RunnerSettings:
         """Settings from parsed CLI arguments (flags a parser lacks keep their defaults)."""
         given = {"at": "at", "day_seconds": "day_seconds", "retries": "retries", "timeout_s": "timeout",
                  "retry_delay_s": "retry_delay", "grace_s": "grace", "niceness": "nice", "on_alert": "on_alert",
-                 "workers": "workers"}
+                 "workers": "workers", "executor": "executor", "scheduler": "scheduler"}
         return cls(**{field: getattr(args, flag) for field, flag in given.items()
                       if getattr(args, flag, None) is not None})
 
-    def job_settings(self):
-        """What each single run needs to know (a ``jobs.JobSettings``): timeout, niceness; retries are the runner's."""
+    def job_settings(self, executor=None):
+        """What each single run needs to know (a ``jobs.JobSettings``): timeout, niceness, where; retries are the runner's."""
         from m5ops.orchestration.jobs import JobSettings  # late: importing jobs imports papermill
 
-        return JobSettings(timeout_s=self.timeout_s, niceness=self.niceness)
+        where = {"executor": executor} if executor is not None else {}
+        return JobSettings(timeout_s=self.timeout_s, niceness=self.niceness, **where)
 
     def describe(self) -> str:
         """The schedule in words: 'daily at 02:00' or 'every 10 s (demo)'."""
@@ -102,6 +108,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="lanes that carry out runs side by side (default 2: one for trainings, one for the"
                              " rest, so a short run never waits behind a training; N: N-1 training lanes;"
                              " 1: one run at a time)")
+    parser.add_argument("--executor", choices=("local", "dask"), default="local",
+                        help="where runs execute: local (forked processes here, the default) or dask (the workers"
+                             " of the cluster at --scheduler; the workspace must be on storage they all see)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="the Dask scheduler, with --executor dask")
     parser.add_argument("--on-alert", metavar="CMD",
                         help="shell command run for each raised or cleared alert, the alert as JSON on its stdin")
     return parser

@@ -21,6 +21,7 @@ from m5ops.data.simulate import LOOKBACK_DAYS
 from m5ops.data.store import DayStore
 from m5ops.errors import ParameterError, RunError
 from m5ops.orchestration import executor, jobs
+from m5ops.orchestration.executors import Executor, LocalExecutor
 from m5ops.orchestration.lanes import Job, Lanes
 from m5ops.orchestration.scheduling import RunnerSettings
 from m5ops.pipeline.triggers import due_trainings
@@ -31,6 +32,7 @@ from m5ops.stores.rundb import OPEN
 from m5ops.stores.runs import RunStore
 
 log = logging.getLogger("m5ops.runner")
+RETRIED = ("failed", "interrupted")  # interrupted without a stop: its Dask worker was lost
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Work:
         self.registry = Registry(workspace.registry_path)
         self.ticks = TickLine(stop)
         self.currents: dict[str, Current] = {}
+        self.executor: Executor = LocalExecutor()  # where runs execute; the runner may start a Dask one
         self._inline: deque[Job] = deque()
         self.submit: Callable[[Job], None] = self._inline.append  # the lanes' submit while the runner serves
         self._tick_trainings: Counter[str] = Counter()  # tick trainings submitted and not ended, by model
@@ -217,11 +220,11 @@ class Work:
         attempt = 1
         while True:
             run = self._attempt(task, params, trigger, run_id, attempt)
-            if run["status"] != "failed" or attempt > self.settings.retries or self.stop.is_set():
+            if run["status"] not in RETRIED or attempt > self.settings.retries or self.stop.is_set():
                 return run
             if task == "train" and params["model"] not in self.registry.models():
                 return run  # deleted: nothing left to retry
-            log.info("run %s failed; retrying %s as attempt %d in %g s", run["id"], task, attempt + 1,
+            log.info("run %s %s; retrying %s as attempt %d in %g s", run["id"], run["status"], task, attempt + 1,
                      self.settings.retry_delay_s)
             if self.stop.wait(self.settings.retry_delay_s):
                 return run
@@ -236,7 +239,7 @@ class Work:
             self.currents[run_id] = Current(run_id, task, model, self._created(model))
         try:
             run = jobs.run_task(self.workspace, task, params, trigger=trigger, run_id=run_id,
-                                settings=self.settings.job_settings(), attempt=attempt)
+                                settings=self.settings.job_settings(self.executor), attempt=attempt)
         except Exception as exc:  # recorded as the run's failure, with the traceback in the log
             log.exception("run %s broke outside its notebook", run_id)
             run = self.close(run_id, "failed", f"{type(exc).__name__}: {exc}")
@@ -293,7 +296,7 @@ class Work:
 
     def _end(self, current: Current, status: str, reason: str) -> bool:
         """Kill one run's processes, recorded as ``status``; False if its process is not there yet (try again)."""
-        killed = jobs.end_run(current.run_id, status, reason)
+        killed = jobs.end_run(current.run_id, status, reason, self.executor)
         if not killed:
             return False
         current.ended = True

@@ -40,6 +40,19 @@ def check_workspace(workspace: Workspace) -> list[Problem]:
     return [*_days(workspace), *_features(workspace), *_registry(workspace), *_runs(workspace)]
 
 
+def check_from_workers(workspace: Workspace, scheduler: str) -> list[Problem]:
+    """``m5ops check --scheduler ADDR``: the same check run on every Dask worker, as each one sees the workspace."""
+    from m5ops.orchestration.dask_executor import check_on_workers  # late: needs the [dask] extra
+
+    found = check_on_workers(scheduler, str(workspace.home))
+    if not found:
+        return [Problem("workers", f"the Dask scheduler at {scheduler} has no worker",
+                        f"start workers with 'dask worker {scheduler} --nthreads 1 --resources m5ops_run=1'")]
+    shared = f"mount the workspace {workspace.home} at the same path on every worker (a shared filesystem)"
+    return [Problem("workers", f"worker {worker}: {line}", shared) for worker, lines in sorted(found.items())
+            for line in lines]
+
+
 def as_json(problems: list[Problem]) -> dict:
     """The JSON of ``m5ops check --json``."""
     return {"ok": not problems, "problems": [asdict(p) for p in problems]}

@@ -79,7 +79,7 @@ def train_version(data: WorkspaceData, name: str, *, manual: bool = False, force
     model = get_kind(spec["kind"])(**spec["params"])
     start, end = data.split.train_range(model.fit_days())
     progress(0.0, f"reading the {model.fit_inputs} of days {start}..{end}")
-    train = on_sale(training_frame(data, model, start, end))
+    train = on_sale(training_frame(data, model, start, end, for_fit=True))
     started = time.monotonic()
     model.fit(train, part(progress, *FIT_PART))
     duration = time.monotonic() - started
@@ -118,12 +118,19 @@ def _register(data: WorkspaceData, name: str, model: ForecastModel, train_range:
     return TrainedVersion(model, version_id, record, verdict)
 
 
-def training_frame(data: WorkspaceData, model: ForecastModel, start: int, end: int) -> pd.DataFrame:
-    """What ``model``'s fit reads over days start..end: the feature rows, or only the sales."""
-    if model.fit_inputs == "features":
+def training_frame(data: WorkspaceData, model: ForecastModel, start: int, end: int,
+                   for_fit: bool = False) -> pd.DataFrame:
+    """What ``model``'s fit reads over days start..end: the feature rows, or only the sales.
+
+    A kind that fits on a Dask cluster (``fit_inputs = "feature_store"``) gets, ``for_fit``, the
+    feature store as a ``dask.dataframe``; every other caller (the in-sample plot) the rows here.
+    """
+    if model.fit_inputs == "features" or model.fit_inputs == "feature_store" and not for_fit:
         return data.features.read(start, end, data.series)
     if model.fit_inputs == "sales":
         return sales_frame(data.store, start, end)
+    if model.fit_inputs == "feature_store":  # read on the cluster, by its workers
+        return data.features.to_dask(start, end, data.series)
     raise ModelError(f"kind {model.kind!r} declares fit_inputs={model.fit_inputs!r}; "
                      f"declare 'features' or 'sales' in its class")
 
@@ -141,7 +148,7 @@ def sales_frame(store: DayStore, start: int, end: int) -> pd.DataFrame:
 
 def on_sale(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of days when the item had a price: before its launch a zero says nothing about demand."""
-    return frame[frame["sell_price"].notna()]
+    return frame[frame["sell_price"].notnull()]  # notnull: pandas and dask.dataframe both have it
 
 
 def _save_artifact(workspace: Workspace, model: ForecastModel, name: str, version_id: str):

@@ -7,8 +7,8 @@ with ``excluded`` (series left out of a WRMSSE, having no scale). Version 4: ``a
 ``production`` (who serves, one row per change), ``audit`` (every change of production or of a
 model's current version, with its evidence) and ``settings`` (the serving policy). Then: demand
 ``scenarios`` and the ``scenario_days`` each was applied to; then ``drift`` (per evaluated day, model,
-version and column: PSI, normalised Wasserstein, Jensen-Shannon). A new table or column is a new
-step at the end of ``MIGRATIONS``.
+version and column: PSI, normalised Wasserstein, Jensen-Shannon); then ``runs.worker``, the address of
+the Dask worker a run executed on. A new table or column is a new step at the end of ``MIGRATIONS``.
 """
 from __future__ import annotations
 
@@ -244,6 +244,7 @@ MIGRATIONS = [
     _serving_tables,
     _scenarios,
     _drift_table,
+    _add_columns("runs", {"worker": "TEXT"}),  # the Dask worker's address a run executed on (NULL: locally)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -21,7 +21,7 @@ from m5ops.stores.rundb import FINISHED, OPEN, STATUSES, TRIGGERS, RunDbStore
 from m5ops.stores.sqlite import placeholders
 
 _RUN_COLUMNS = ("id, task, model, params, \"trigger\", status, sim_day, created_at, started_at,"
-                " finished_at, output, error, attempt, pid, progress, progress_note")
+                " finished_at, output, error, attempt, pid, progress, progress_note, worker")
 
 
 def new_run_id() -> str:
@@ -141,6 +141,22 @@ class RunStore(RunDbStore):
     def set_output(self, run_id: str, path: str | os.PathLike) -> dict:
         """Record the executed notebook's path (known as soon as the run starts)."""
         return self._change_run(run_id, STATUSES, {"output": str(path)}, "given an output")
+
+    def claim_worker(self, run_id: str, worker: str) -> str | None:
+        """Record that ``worker`` executes a running run, unless another one did first; the earlier worker.
+
+        None when ``worker`` is now the run's. An address already there means a worker took the
+        run and was lost (Dask hands a lost worker's task to another one): the new worker must
+        not execute it again, the runner records it interrupted and retries it as a new run.
+        """
+        sql = "UPDATE runs SET worker = ? WHERE id = ? AND status = 'running' AND worker IS NULL"
+        with self.db.connect(write=True) as conn:
+            if conn.execute(sql, [worker, run_id]).rowcount == 1:
+                return None
+            row = conn.execute("SELECT status, worker FROM runs WHERE id = ?", [run_id]).fetchone()
+        if row is None:
+            raise RunError(f"no run with id {run_id!r}; list runs with RunStore.runs()")
+        return row["worker"] or f"(none: the run is {row['status']})"
 
     def set_progress(self, run_id: str, fraction: float, note: str = "") -> bool:
         """Record how far a running run got (``fraction`` from 0 to 1, clipped) and what it does now.
