@@ -77,7 +77,7 @@ def child_m5files(folder: str, items: int | None, seed: int) -> None:
 
     gen_s, data = _step(generate, n_items_per_dept=items, seed=seed)
     write_s, paths = _step(write_m5_files, data, folder)
-    emit_result({"seconds": gen_s + write_s, "generate_s": gen_s, "write_s": write_s, "series": data.n_series,
+    _emit({"seconds": gen_s + write_s, "generate_s": gen_s, "write_s": write_s, "series": data.n_series,
                  "days": len(data.days()), "mb": sum(p.stat().st_size for p in paths.values()) / 1e6})
 
 
@@ -86,7 +86,7 @@ def child_init(home: str, m5_dir: str) -> None:
     from m5ops.pipeline.workspace_init import InitOptions, init_workspace
 
     seconds, _ = _step(init_workspace, home, InitOptions(source="m5", m5_dir=m5_dir, progress=False))
-    emit_result({"seconds": seconds, "disk_mb": _du_mb(Path(home))})
+    _emit({"seconds": seconds, "disk_mb": _du_mb(Path(home))})
 
 
 def child_train(home: str, model: str) -> None:
@@ -95,7 +95,7 @@ def child_train(home: str, model: str) -> None:
 
     seconds, trained = _step(tasks.train, home, RUN_ID, model, manual=True, force=True)
     record = trained.record
-    emit_result({"seconds": seconds, "rows": record["rows"], "fit_s": record["duration_s"],
+    _emit({"seconds": seconds, "rows": record["rows"], "fit_s": record["duration_s"],
                  "version": trained.version_id, "train_days": record["metrics"]["train_days"]})
 
 
@@ -108,7 +108,7 @@ def child_arrival(home: str) -> None:
     ledger = ForecastLedger.of(Workspace(home))
     seconds, arrival = _step(tasks.simulate_day, home, RUN_ID)
     scored = sum(1 for d in range(arrival.day - 28, arrival.day) for _ in ledger.models_issued(d))
-    emit_result({"seconds": seconds, "day": arrival.day, "source": arrival.source, "issues_scored": scored})
+    _emit({"seconds": seconds, "day": arrival.day, "source": arrival.source, "issues_scored": scored})
 
 
 def child_evaluate(home: str) -> None:
@@ -116,7 +116,7 @@ def child_evaluate(home: str) -> None:
     from m5ops.pipeline import tasks
 
     seconds, table = _step(tasks.evaluate, home, RUN_ID)
-    emit_result({"seconds": seconds, "models": len(table),
+    _emit({"seconds": seconds, "models": len(table),
                  "wrmsse": {r["model"]: r["wrmsse"] for r in table.to_dict("records")}})
 
 
@@ -129,7 +129,7 @@ def child_issue(home: str) -> None:
     seconds, issued = _step(tasks.issue_forecast, home, RUN_ID)
     ledger = ForecastLedger.of(Workspace(home))
     sizes = {i.model: ledger.issue_path(i.model, i.issue_day).stat().st_size / 1e6 for i in issued}
-    emit_result({"seconds": seconds, "issued": len(issued), "issue_mb": sizes})
+    _emit({"seconds": seconds, "issued": len(issued), "issue_mb": sizes})
 
 
 def child_prefill(home: str) -> None:
@@ -149,7 +149,15 @@ def child_prefill(home: str) -> None:
             if not ledger.has_issue(model, day):
                 ledger.write(Issue(model, issue.version, day, issue.values, issue.price_source, "bench-prefill"))
                 written += 1
-    emit_result({"seconds": time.perf_counter() - start, "written": written})
+    _emit({"seconds": time.perf_counter() - start, "written": written})
+
+
+def _emit(result: dict) -> None:
+    """``emit_result`` with the child's CPU seconds (user + system): on a busy machine, wall minus CPU is waiting."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    emit_result({**result, "cpu_s": usage.ru_utime + usage.ru_stime})
 
 
 def _du_mb(folder: Path) -> float:
@@ -193,7 +201,8 @@ class Loop:
         result = run_child(argv, env=env)
         result.update(step=label or step, child_s=time.perf_counter() - start, load=load)
         self.rows.append(result)
-        print(f"[{time.strftime('%H:%M:%S')}] {result['step']}: {result['seconds']:.1f} s, "
+        print(f"[{time.strftime('%H:%M:%S')}] {result['step']}: {result['seconds']:.1f} s (child CPU "
+              f"{result.get('cpu_s', 0):.1f} s), "
               f"peak {gib(result['peak_rss']):.2f} GiB  {_extra(result)}", file=sys.stderr, flush=True)
         return result
 
@@ -204,7 +213,7 @@ class Loop:
 
 def _extra(r: dict) -> str:
     """The figures of a step beside time and memory, as a short text."""
-    keep = {k: v for k, v in r.items() if k not in ("seconds", "peak_rss", "step", "child_s", "load")}
+    keep = {k: v for k, v in r.items() if k not in ("seconds", "peak_rss", "step", "child_s", "load", "cpu_s")}
     return json.dumps(keep, default=str)[:300]
 
 
@@ -232,7 +241,7 @@ def run_steps(loop: Loop, steps: list[str], models: list[str]) -> dict:
 
 def report(loop: Loop, ticks: dict, full: bool) -> bool:
     """The table of steps, then one line per target; False if a full-shape target is missed."""
-    print_table([{"step": r["step"], "step_s": r["seconds"], "child_s": r["child_s"],
+    print_table([{"step": r["step"], "step_s": r["seconds"], "child_s": r["child_s"], "child_cpu_s": r.get("cpu_s", ""),
                   "peak_gib": gib(r["peak_rss"]), "load_1min": r["load"], "notes": _notes(r)} for r in loop.rows],
                 title="Steps (each in its own child process; peak = the child's VmHWM)")
     print()
