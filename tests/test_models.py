@@ -264,6 +264,18 @@ def test_hist_gb_keeps_ids_with_more_levels_than_bins_as_codes():
     assert np.isfinite(model.predict(inp)).all()
 
 
+def test_hist_gb_fits_on_a_seeded_sample_of_max_rows_rows(panel):
+    sales, frame = panel
+    train, inp = split(frame, sales)
+    capped = [get_kind("hist_gb")(**SMALL["hist_gb"], max_rows=1_000).fit(train) for _ in range(2)]
+    full = get_kind("hist_gb")(**SMALL["hist_gb"], max_rows=len(train)).fit(train)
+    assert len(train) > 1_000
+    assert [m.fitted_rows_ for m in capped] == [1_000, 1_000]
+    assert (full.fitted_rows_, capped[0].training_summary.rows) == (len(train), len(train))
+    np.testing.assert_array_equal(capped[0].predict(inp), capped[1].predict(inp))  # the sample is seeded
+    assert not np.allclose(capped[0].predict(inp), full.predict(inp))
+
+
 @pytest.mark.parametrize("kind", ["lightgbm", "hist_gb"])
 def test_a_feature_without_history_yet_does_not_stop_training(kind):
     sales = make_sales(n_days=100)
