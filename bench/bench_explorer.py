@@ -39,8 +39,7 @@ PICKS = [("state", "TX", "TX"), ("store", "WI_2", "WI_2"), ("category", "HOBBIES
          ("department", "FOODS_3", "FOODS_3"), ("store x department", "CA_1 x FOODS_3", "CA_1 x FOODS_3"),
          ("item", "FOODS_3_090", "FOODS_3_090"), ("series (item x store)", "FOODS_3_090 x CA_3", "FOODS_3_090 x CA_3"),
          ("series (item x store)", "HOBBIES_1_001 x WI_1", "HOBBIES_1_001 x WI_1"),
-         ("series (item x store)", "HOUSEHOLD_2_516 x TX_2", "HOUSEHOLD_2_516 x TX_2"),
-         ("total", "", "Total")]
+         ("series (item x store)", "HOUSEHOLD_2_515 x TX_2", "HOUSEHOLD_2_515 x TX_2")]  # the total is what a level change to "total" draws: no node to pick
 
 
 def prepare(home: Path) -> None:

@@ -24,9 +24,10 @@ from m5ops.dashboard.state import WorkspaceReader, scope_horizon  # noqa: E402
 from m5ops.pipeline import lifecycle, promotion, retention, serving  # noqa: E402
 from m5ops.pipeline.lineage import _git_state, feature_set_hash  # noqa: E402
 from m5ops.pipeline.modeling import WorkspaceData, train_version  # noqa: E402
-from m5ops.pipeline.tasks import evaluate  # noqa: E402
+from m5ops.pipeline.tasks import evaluate, issue_forecast  # noqa: E402
 from m5ops.stores.audit import AuditLog  # noqa: E402
 from m5ops.stores.layout import Workspace  # noqa: E402
+from m5ops.stores.ledger import ForecastLedger  # noqa: E402
 from m5ops.stores.metrics import MetricStore  # noqa: E402
 from m5ops.stores.registry import Registry  # noqa: E402
 from m5ops.stores.serving import ServingStore  # noqa: E402
@@ -331,6 +332,18 @@ def test_the_forecast_chart_sums_each_aggregate_of_an_issued_forecast():
     assert list(plot.actual)[:3] == ["total", "state CA", "state TX"]
     empty = forecast_plot(series, recent, 45, None)
     assert empty.forecast_dates == () and empty.forecast["total"] == () and len(empty.actual["store TX_1"]) == 56
+
+
+def test_the_panel_draws_the_serving_models_latest_issue_as_soon_as_it_is_issued(ws):
+    reader = WorkspaceReader(ws.home)
+    before = reader.snapshot().production.forecast
+    assert before.model is None and before.forecast_dates == ()
+    issue_forecast(str(ws.home), "issue-now")  # the same day: only the ledger changed
+    plot = reader.snapshot().production.forecast
+    issued = ForecastLedger.of(ws).latest("avg")
+    assert (plot.model, plot.version, plot.issue_day) == ("avg", "v1", issued.issue_day)
+    assert len(plot.forecast_dates) == 28
+    np.testing.assert_allclose(plot.forecast["total"], issued.values.sum(axis=0), rtol=1e-5)
 
 
 def test_the_monitoring_scope_picks_live_rows_by_horizon_or_window(ws):

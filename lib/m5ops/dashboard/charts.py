@@ -56,18 +56,30 @@ def date_axis(scale, label: str = "date") -> bq.Axis:
 
 
 def set_date_ticks(axis: bq.Axis, *date_arrays) -> None:
-    """Put ``axis``'s ticks on whole days over the span of the given date arrays."""
+    """Put ``axis``'s ticks on whole days over the span of the given date arrays.
+
+    No dates: the axis is hidden (d3 would label an empty domain "Jan 01"; the chart's
+    ``EmptyNote`` says why it is empty). One date: the scale spans the day before to the day
+    after, so the point sits on its tick rather than in a domain of zero width.
+    """
     values = [np.asarray(a, dtype="datetime64[ns]").ravel() for a in date_arrays if a is not None and np.size(a)]
     values = [v[~np.isnat(v)] for v in values]
     values = [v for v in values if len(v)]
-    ticks = date_ticks(min(v.min() for v in values), max(v.max() for v in values)) if values else None
-    if ticks is None:  # no data: no ticks (d3 would label an empty domain "Jan 01")
-        if axis.tick_values is None or len(axis.tick_values):
-            axis.tick_values = np.array([], dtype="datetime64[ns]")
+    if not values:
+        if axis.visible:
+            axis.visible = False
         return
+    first, last = min(v.min() for v in values), max(v.max() for v in values)
+    scale, day = axis.scale, np.timedelta64(1, "D")
+    bounds = (first - day, last + day) if first == last else (None, None)
+    if (scale.min, scale.max) != bounds:
+        scale.min, scale.max = bounds
+    ticks = date_ticks(*(bounds if first == last else (first, last)))
     if axis.tick_values is None or not np.array_equal(np.asarray(axis.tick_values, dtype="datetime64[ns]"),
                                                       ticks.astype("datetime64[ns]")):
         axis.tick_values = ticks
+    if not axis.visible:
+        axis.visible = True
 
 
 class EmptyNote:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import os
 import time
 
 import bqplot as bq
@@ -34,6 +35,7 @@ from m5ops.stores.layout import Workspace
 log = logging.getLogger("m5ops.dashboard.explorer")
 ACTUAL_COLOR = "#333333"
 MATCHES_SHOWN = 200
+RESEND_S = 20.0  # after a load applied off the notebook's run, the chart is sent again on each refresh this long
 STYLES = {"backtest": "solid", "issued": "dashed", "next": "dotted"}
 # the tooltip points are there to be hovered, not seen; a rule rather than the mark's opacity,
 # because bqplot draws the points a data update adds without the mark's styles (black dots)
@@ -56,6 +58,7 @@ class ExplorerPanel:
         self._loaded_key: tuple | None = None
         self._failed: list[str] = []
         self._backtests_pending = False
+        self._resend_until = 0.0  # see _wait_for_visitor
         self.last_draw_s: float | None = None  # the kernel's share of the last redraw (for the benchmark)
 
         self.level = css(w.Dropdown(options=[(title, level) for level, title in LEVELS], value="Level1",
@@ -113,6 +116,10 @@ class ExplorerPanel:
                 self.order.append(name)
         self._sync_models()
         self._load()
+        if time.monotonic() < self._resend_until:
+            for widget in (*self.marks.values(), self.points, self.figure, self.legend, self.note, self.nodes,
+                           self.issue, self.count):
+                widget.send_state()
 
     def _sync_models(self) -> None:
         offered = list(self.versions)
@@ -156,6 +163,7 @@ class ExplorerPanel:
             return []
 
         def slow():  # seconds to a minute a version at the full shape, once per version and day
+            _wait_for_visitor()
             return self.reader.load_backtests(versions, test_range)
 
         def done(failed: list[str] | None, error: BaseException | None, last: bool) -> None:
@@ -166,13 +174,18 @@ class ExplorerPanel:
                 self._loading = False
                 if error is None:
                     self._loaded_key = key
-            self._after_load(loading=not last and error is None)
+            try:
+                self._after_load(loading=not last and error is None)
+            except Exception:  # a drawing error must not stop the loads that follow
+                log.exception("explorer: drawing after a load failed")
+            self._resend_until = time.monotonic() + RESEND_S
             if not last and error is None:
                 _off_loop(slow, lambda result, exc: done(result, exc, True))
             elif self._again:
                 self._load()
 
-        _off_loop(fast, lambda result, exc: done(result, exc, not todo))
+        first = self.reader.index is None  # the first load: in place, so the first page already shows the data
+        _off_loop(fast, lambda result, exc: done(result, exc, not todo), in_place=first)
 
     def _ledger_key(self) -> tuple:
         """Changes when an issue day is added (a new issue loads and the picker offers it)."""
@@ -319,13 +332,34 @@ class ExplorerPanel:
             self.note.value = text
 
 
-def _off_loop(work, then) -> None:
+_visited = False  # whether this kernel's page was asked for (a pre-heated kernel waits for that)
+
+
+def _wait_for_visitor() -> None:
+    """In a pre-heated Voila kernel, block (a worker thread) until the page is asked for.
+
+    The page carries the widgets' state as it was when the notebook ended; a change made after
+    that and before the browser connects never reaches it. So the slow loads start only once a
+    visitor asks, and ``ExplorerPanel.update`` sends the chart again for a while after each one.
+    """
+    global _visited
+    if _visited or os.environ.get("VOILA_PREHEAT", "False") == "False":
+        return
+    try:
+        from voila.utils import wait_for_request
+        wait_for_request()
+        _visited = True
+    except Exception as exc:  # never keep the backtests from loading
+        log.warning("explorer: could not wait for the visitor's request: %s", exc)
+
+
+def _off_loop(work, then, in_place: bool = False) -> None:
     """Run ``work`` in a worker thread and ``then(result, error)`` on the event loop; in place without a loop."""
     try:
         loop = asyncio.get_event_loop()
     except RuntimeError:
         loop = None
-    if loop is None or not loop.is_running():  # no event loop (a script or a test)
+    if in_place or loop is None or not loop.is_running():  # no event loop (a script or a test)
         try:
             result = work()
         except Exception as exc:
@@ -333,8 +367,12 @@ def _off_loop(work, then) -> None:
         else:
             then(result, None)
         return
-    future = loop.run_in_executor(None, work)
-    future.add_done_callback(lambda f: then(None, f.exception()) if f.exception() else then(f.result(), None))
+    def finished(future) -> None:
+        try:
+            then(None, future.exception()) if future.exception() else then(future.result(), None)
+        except Exception:  # a callback's error would vanish in asyncio's log: say it in ours
+            log.exception("explorer: applying a load failed")
+    loop.run_in_executor(None, work).add_done_callback(finished)
 
 
 def legend_html(lines: list[Line], order: list[str]) -> str:

@@ -17,6 +17,7 @@ from m5ops.pipeline import serving
 from m5ops.pipeline.serving import Production
 from m5ops.stores.audit import AuditEntry, AuditLog
 from m5ops.stores.layout import Workspace
+from m5ops.stores.ledger import ForecastLedger
 from m5ops.stores.metrics import MetricStore
 from m5ops.stores.registry import Registry, version_number
 from m5ops.stores.serving import ServingStore
@@ -87,13 +88,22 @@ class ProductionView:
 
 
 def latest_issue(workspace: Workspace, model: str) -> IssuedForecast | None:
-    """ADAPTER to the forecast ledger: the latest forecast ``model`` issued, or None.
+    """The latest forecast ``model`` issued (one row per series and target day), or None if it never issued."""
+    issue = ForecastLedger.of(workspace).latest(model)
+    if issue is None:
+        return None
+    n_series, horizon = issue.values.shape
+    frame = pd.DataFrame({"series": np.repeat(np.arange(n_series), horizon),
+                          "target_day": np.tile(np.arange(issue.issue_day + 1, issue.issue_day + horizon + 1), n_series),
+                          "value": issue.values.ravel()})
+    return IssuedForecast(issue.model, issue.version, issue.issue_day, frame)
 
-    The ledger (``stores/ledger.py``, with the daily ``issue_forecast`` task) is built on the
-    branch 'forecasting'; the lead points this function at it when both are merged. Until then
-    no forecast has been issued, and the chart shows the actuals with a note saying so.
-    """
-    return None
+
+def ledger_fingerprint(workspace: Workspace) -> tuple:
+    """What changes when a forecast is issued: the newest issue day and the models that issued on it."""
+    ledger = ForecastLedger.of(workspace)
+    days = ledger.issue_days()
+    return (days[-1], tuple(ledger.models_issued(days[-1]))) if days else ()
 
 
 # -- pure shaping --------------------------------------------------------------------------
@@ -206,8 +216,9 @@ class ProductionReader:
         self._forecast: ForecastPlot | None = None
 
     def view(self, registry_key: tuple, today: int) -> ProductionView:
-        """The panel's data (re-read when the registry, metrics, audit log, serving record or day changed)."""
-        key = (registry_key, self.metrics.fingerprint(), self.audit.fingerprint(), self.serving.fingerprint(), today)
+        """The panel's data (re-read when the registry, metrics, audit log, serving record, day or ledger changed)."""
+        key = (registry_key, self.metrics.fingerprint(), self.audit.fingerprint(), self.serving.fingerprint(), today,
+               ledger_fingerprint(self.workspace))
         if key != self._key or self._view is None:
             self._view, self._key = self._read(today), key
         return self._view
