@@ -89,14 +89,26 @@ def child_init(home: str, m5_dir: str) -> None:
     _emit({"seconds": seconds, "disk_mb": _du_mb(Path(home))})
 
 
-def child_train(home: str, model: str) -> None:
-    """One training (``tasks.train``), forced through the gate so each kind gets its version."""
-    from m5ops.pipeline import tasks
+def child_train(home: str, model: str, overrides: list[str]) -> None:
+    """One training (``tasks.train``), forced through the gate so each kind gets its version.
 
+    ``overrides`` (``MODEL.NAME=VALUE``, the kind's schema checks them) change the model's
+    registered parameters first, e.g. fewer rounds to give the ticks a version quickly.
+    """
+    from m5ops.models import get_kind
+    from m5ops.pipeline import tasks
+    from m5ops.stores.layout import Workspace
+    from m5ops.stores.registry import Registry
+
+    mine = dict(o.split(".", 1)[1].split("=", 1) for o in overrides if o.startswith(f"{model}."))
+    if mine:
+        registry = Registry(Workspace(home).registry_path)
+        params = get_kind(registry.get(model)["kind"]).schema.validate({**registry.get(model)["params"], **mine})
+        registry.update(lambda data: data["models"][model].update(params=params))
     seconds, trained = _step(tasks.train, home, RUN_ID, model, manual=True, force=True)
     record = trained.record
     _emit({"seconds": seconds, "rows": record["rows"], "fit_s": record["duration_s"],
-                 "version": trained.version_id, "train_days": record["metrics"]["train_days"]})
+                 "version": trained.version_id, "train_days": record["metrics"]["train_days"], "params_set": mine})
 
 
 def child_arrival(home: str) -> None:
@@ -173,7 +185,7 @@ def run_as_child(args) -> None:
     elif step == "init":
         child_init(args.home, args.m5_dir)
     elif step.startswith("train:"):
-        child_train(args.home, step.split(":", 1)[1])
+        child_train(args.home, step.split(":", 1)[1], args.param)
     else:
         {"arrival": child_arrival, "evaluate": child_evaluate, "issue": child_issue,
          "prefill": child_prefill}[step](args.home)
@@ -187,12 +199,14 @@ class Loop:
     def __init__(self, home: Path, m5_dir: Path, items: int | None, seed: int, profile_dir: Path | None):
         self.home, self.m5_dir, self.items, self.seed = home, m5_dir, items, seed
         self.profile_dir = profile_dir
+        self.params: list[str] = []
         self.rows: list[dict] = []
 
     def run(self, step: str, label: str | None = None) -> dict:
         """One step in its own child; its figures appended to the table."""
         argv = [str(Path(__file__).resolve()), "--child", step, "--home", str(self.home), "--m5-dir", str(self.m5_dir),
-                "--seed", str(self.seed), *(["--items", str(self.items)] if self.items else [])]
+                "--seed", str(self.seed), *(["--items", str(self.items)] if self.items else []),
+                *[f"--param={p}" for p in self.params]]
         env = {}
         if self.profile_dir is not None and step in TICK_STEPS:
             env["M5OPS_BENCH_PROFILE"] = str(self.profile_dir / f"{label or step}.txt")
@@ -278,7 +292,7 @@ def report(loop: Loop, ticks: dict, full: bool) -> bool:
 def _notes(r: dict) -> str:
     """What a step did, briefly."""
     if "rows" in r:
-        return f"{r['rows']:,} rows, {r['train_days']} days"
+        return f"{r['rows']:,} rows, {r['train_days']} days" + (f", {r['params_set']}" if r.get("params_set") else "")
     if "issues_scored" in r:
         return f"day {r['day']} ({r['source']}), {r['issues_scored']} issues scored"
     if "issue_mb" in r:
@@ -306,6 +320,8 @@ def main() -> int:
     parser.add_argument("--home", default=None, help="an existing workspace to run the steps on (with --steps)")
     parser.add_argument("--m5-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help="profile each tick step (pyinstrument) into DIR/profiles")
+    parser.add_argument("--param", action="append", default=[], metavar="MODEL.NAME=VALUE",
+                        help="a model parameter set before its training (repeatable): the registered model changes")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     items = args.items or (QUICK_ITEMS if args.quick else None)
@@ -321,6 +337,7 @@ def main() -> int:
     if profile_dir:
         profile_dir.mkdir(exist_ok=True)
     loop = Loop(home, root / "m5", items, args.seed, profile_dir)
+    loop.params = args.param
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     small = items is not None and items <= 30
     try:
