@@ -163,9 +163,9 @@ def fixed_costs(scratch: Path, repeats: int = 3) -> dict:
 def runner_tick(home: Path, pool=None) -> dict:
     """One tick through the runner's code path; per-run durations from the run records.
 
-    With ``pool`` (the runner's warm kernels), the tick starts once the pool is full again, as a
-    runner's next tick does in steady state; ``refill_s`` is how long that took after the
-    previous tick (the runner has a whole simulated day for it: 20 s in the demo).
+    With ``pool`` (the runner's warm kernels), the tick starts once the pool is full, as a
+    runner's next tick does in steady state; ``refill_s`` is how long filling it took (a runner
+    has a whole simulated day for it: 20 s in the demo).
     """
     refill = 0.0
     if pool is not None:
@@ -273,28 +273,30 @@ def bench_tick(source: Path | None, scratch: Path, ticks_wanted: int, quick: boo
     costs = fixed_costs(scratch)
     print_table([{k: round(v, 3) for k, v in costs.items()}], title="fixed costs (medians, seconds)")
     ticks = []
-    with executor.warm_kernels(warm_spares(2)) as pool:
-        for i in range(1, ticks_wanted + 1):
-            order = ways[i % 3:] + ways[:i % 3]  # rotate who goes first: none always meets a warmer cache
-            done = {}
-            for way in order:
-                done[way] = (direct_tick(scratch / way) if way == "direct"
-                             else runner_tick(scratch / way, pool if way == "warm" else None))
-            warm, fresh, direct = done["warm"], done["fresh"], done["direct"]
-            ticks.append({"tick": i, "warm_s": warm["total_s"], "fresh_s": fresh["total_s"], "direct_s": direct["total_s"],
-                          "charts_s": sum(direct["charts"].values()), "notebooks": warm["notebooks"],
-                          "ratio_warm": warm["total_s"] / direct["total_s"], "ratio_fresh": fresh["total_s"] / direct["total_s"],
-                          "extra_per_notebook_warm_s": (warm["total_s"] - direct["total_s"]) / warm["notebooks"],
-                          "extra_per_notebook_fresh_s": (fresh["total_s"] - direct["total_s"]) / fresh["notebooks"],
-                          "refill_s": warm["refill_s"], "warm_steps": warm["steps"], "direct_steps": direct["steps"]})
-            print_table([{"step": step, "warm_s": seconds, "fresh_s": fresh["steps"].get(step, float("nan")),
-                          "direct_s": direct["steps"].get(step, float("nan")),
-                          "its_charts_s": direct["charts"].get(step, float("nan"))}
-                         for step, seconds in warm["steps"].items()],
-                        title=f"  tick {i}: warm kernels {warm['total_s']:.2f} s, fresh kernels {fresh['total_s']:.2f} s,"
-                              f" direct {direct['total_s']:.2f} s (in-process steps: "
-                              f"{sum(v for k, v in direct['steps'].items() if k in ('decision', 'alerts')):.2f} s);"
-                              f" the pool refilled in {warm['refill_s']:.1f} s before it")
+    for i in range(1, ticks_wanted + 1):
+        order = ways[i % 3:] + ways[:i % 3]  # rotate who goes first: none always meets a warmer cache
+        done = {}
+        for way in order:
+            if way == "warm":  # a runner's pool, full at the tick's start (the runner had the day to refill it)
+                with executor.warm_kernels(warm_spares(2)) as pool:
+                    done[way] = runner_tick(scratch / way, pool)
+            else:  # no pool in this process: each run starts its kernel
+                done[way] = direct_tick(scratch / way) if way == "direct" else runner_tick(scratch / way)
+        warm, fresh, direct = done["warm"], done["fresh"], done["direct"]
+        ticks.append({"tick": i, "warm_s": warm["total_s"], "fresh_s": fresh["total_s"], "direct_s": direct["total_s"],
+                      "charts_s": sum(direct["charts"].values()), "notebooks": warm["notebooks"],
+                      "ratio_warm": warm["total_s"] / direct["total_s"], "ratio_fresh": fresh["total_s"] / direct["total_s"],
+                      "extra_per_notebook_warm_s": (warm["total_s"] - direct["total_s"]) / warm["notebooks"],
+                      "extra_per_notebook_fresh_s": (fresh["total_s"] - direct["total_s"]) / fresh["notebooks"],
+                      "refill_s": warm["refill_s"], "warm_steps": warm["steps"], "direct_steps": direct["steps"]})
+        print_table([{"step": step, "warm_s": seconds, "fresh_s": fresh["steps"].get(step, float("nan")),
+                      "direct_s": direct["steps"].get(step, float("nan")),
+                      "its_charts_s": direct["charts"].get(step, float("nan"))}
+                     for step, seconds in warm["steps"].items()],
+                    title=f"  tick {i}: warm kernels {warm['total_s']:.2f} s, fresh kernels {fresh['total_s']:.2f} s,"
+                          f" direct {direct['total_s']:.2f} s (in-process steps: "
+                          f"{sum(v for k, v in direct['steps'].items() if k in ('decision', 'alerts')):.2f} s);"
+                          f" the pool refilled in {warm['refill_s']:.1f} s before it")
     med = lambda key: statistics.median(t[key] for t in ticks)  # noqa: E731
     summary = {"median_ratio": med("ratio_warm"), "median_ratio_fresh": med("ratio_fresh"),
                "median_warm_s": med("warm_s"), "median_fresh_s": med("fresh_s"), "median_direct_s": med("direct_s"),

@@ -61,6 +61,12 @@ def preload() -> None:
         except ImportError:  # a kind's library not installed: the notebook that needs it says so itself
             pass
     _warm_charts()
+    try:  # the code's git state for lineage: cached per process, it costs three git commands per run otherwise
+        from m5ops.pipeline.lineage import code_version
+
+        code_version()  # the code imported now is the code this kernel will run
+    except ImportError:
+        pass
 
 
 def _warm_charts() -> None:
