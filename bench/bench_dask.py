@@ -21,6 +21,7 @@ each worker's peak below the local fit's (the data is split), and its WRMSSE wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -177,13 +178,14 @@ class PeakSampler:
                 self.peaks[name] = max(self.peaks[name], rss)
 
 
-def bench_lightgbm(series: int | None, days: int, rounds: int | None) -> bool:
+def bench_lightgbm(series: int | None, days: int, rounds: int | None, lock: bool = True) -> bool:
     from common import run_child
     from m5ops.data.m5files import write_m5_files
     from m5ops.data.synthetic import generate
 
     params = {} if rounds is None else {"num_boost_round": rounds}
-    with bigmem_lock(), tempfile.TemporaryDirectory(prefix="m5ops-bench-dask-gbm-") as tmp:
+    with bigmem_lock() if lock else contextlib.nullcontext(), \
+            tempfile.TemporaryDirectory(prefix="m5ops-bench-dask-gbm-") as tmp:
         folder = Path(tmp)
         files, home = folder / "m5", folder / "ws"
         sizes = {} if series is None else {"n_series": series}
@@ -228,8 +230,10 @@ def main() -> int:
     p.add_argument("--series", type=int, default=None, help="series (default: the generator's full 30,490)")
     p.add_argument("--days", type=int, default=1941)
     p.add_argument("--rounds", type=int, default=None, help="boosting rounds (default: the kind's)")
+    p.add_argument("--no-lock", action="store_true", help="a shape well under 3 GiB: skip the big-memory lock")
     args = parser.parse_args()
-    ok = bench_backfill(args.days) if args.what == "backfill" else bench_lightgbm(args.series, args.days, args.rounds)
+    ok = bench_backfill(args.days) if args.what == "backfill" else bench_lightgbm(args.series, args.days, args.rounds,
+                                                                                 lock=not args.no_lock)
     return 0 if ok else 1
 
 

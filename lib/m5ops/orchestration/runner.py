@@ -15,7 +15,11 @@
   simulate_day, and tick (``{"days": N}``, a meta-run over its sub-runs). A lane claims one
   within ``poll_s`` once it is free; each run executes in a forked child (``executor``), on a
   warm kernel of the runner's pool (``warm_spares``: started ahead, one run each, then discarded).
-- **Failures**: a failing run is retried after ``retry_delay_s``, up to ``retries`` times; a run
+- **Executor** (``--executor``): each run executes in a child forked here (``local``), or on a
+  worker of a Dask cluster (``dask --scheduler ADDR``, ``dask_executor``, a fresh kernel per run);
+  the lanes and their rules stay here either way.
+- **Failures**: a failing run (or one whose Dask worker was lost, recorded interrupted) is
+  retried after ``retry_delay_s``, up to ``retries`` times; a run
   past its timeout is killed with its kernel; a training whose model is deleted while it runs is
   killed and recorded cancelled. The runner carries on.
 - **Restart**: one driver per workspace (``lock.RunnerLock``; a second one exits naming the
