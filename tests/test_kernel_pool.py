@@ -169,6 +169,16 @@ def test_the_engine_is_registered_by_its_entry_point_name():
     assert papermill_engines.get_engine(engine.ENGINE_NAME) is engine.WarmKernelEngine
 
 
+@pytest.mark.parametrize("module", ["m5ops.orchestration.engine", "m5ops.orchestration.engine.warm",
+                                    "m5ops.orchestration.executor", "papermill"])
+def test_any_import_order_loads_the_engine_through_its_entry_point(module):
+    # papermill loads its entry points while it is imported: the engine's module must never be half-made then
+    done = subprocess.run([sys.executable, "-c", f"import {module}; from papermill.engines import papermill_engines; "
+                           f"print(papermill_engines.get_engine({engine.ENGINE_NAME!r}).__name__)"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "WarmKernelEngine", done.stderr
+
+
 @pytest.mark.slow
 def test_the_runner_shuts_its_spare_kernels_down_on_exit(tmp_path):
     home = tmp_path / "ws"

@@ -3,9 +3,9 @@
     papermill.execute_notebook(src, out, engine_name="m5ops", warm_kernel=kernel.handover())
     papermill.execute_notebook(src, out, engine_name="m5ops")   # no pool (a Dask worker): a fresh kernel
 
-Registered in the ``papermill.engine`` entry-point group (``pyproject.toml``) and, for an install
-whose metadata predates it, by ``register()``. It is Papermill's ``NBClientEngine`` with two
-differences:
+Registered in the ``papermill.engine`` entry-point group (``pyproject.toml``; imported through its
+package, see ``__init__``) and, for an install whose metadata predates it, by ``register()``. It
+is Papermill's ``NBClientEngine`` with two differences:
 
 - ``warm_kernel`` (``kernel_pool.WarmKernel.handover()``): the run connects to a kernel another
   process started (the runner's pool) instead of starting one, and leaves its shutdown to that
