@@ -30,8 +30,9 @@ model fitted on that history::
 Prices are carried over, except on the first day of a Walmart week (Saturday), when a share of
 items (the share seen changing week to week in the history) take a price drawn from their own
 recent prices. Sales are drawn around the mean from a zero-inflated negative binomial with the
-series' own dispersion (the variance of its sales around the fitted means of the level window)
-and its own share of zero days (zeros beyond what the negative binomial gives are inflated).
+series' own dispersion (half the squared change of its sales from the same weekday a week
+before, over the level window: the noise, without the weekday pattern or a wandering level) and
+its own share of zero days there (zeros beyond what the negative binomial gives are inflated).
 """
 from __future__ import annotations
 
