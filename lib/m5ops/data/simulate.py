@@ -170,15 +170,26 @@ def _weekday_factors(sales: np.ndarray, on_sale: np.ndarray, wday: np.ndarray, g
     """
     days = np.maximum(on_sale.sum(axis=1), 1.0)
     daily_mean = sales.sum(axis=1) / days
-    onehot = (wday[:, None] == np.arange(1, 8)[None, :]).astype(np.float64)
-    count = _by_columns(on_sale, onehot)  # (n, 7) days on sale per weekday
-    totals = _by_columns(sales, onehot)  # one pass, not a copy per weekday
+    count = _weekday_sums(on_sale, wday)  # (n, 7) days on sale per weekday
+    totals = _weekday_sums(sales, wday)
     factors = np.ones((sales.shape[0], 7))
     for w in range(7):
         group_factor = _group_ratio(totals[:, w] / np.maximum(count[:, w], 1), daily_mean, group)
         factors[:, w] = ((totals[:, w] + _WEEKDAY_SHRINK * group_factor)
                          / (count[:, w] * daily_mean + _WEEKDAY_SHRINK))
     return factors
+
+
+def _weekday_sums(values: np.ndarray, wday: np.ndarray) -> np.ndarray:
+    """(n_series, 7) sums of each row by weekday (column ``wday - 1``), by whole weeks: one pass."""
+    n, length = values.shape
+    weeks = length // 7
+    out = np.zeros((n, 7))
+    if weeks:  # consecutive days: the first seven are each weekday once, and so is every week after
+        out[:, wday[:7] - 1] += values[:, :7 * weeks].reshape(n, weeks, 7).sum(axis=1)
+    for j in range(7 * weeks, length):
+        out[:, wday[j] - 1] += values[:, j]
+    return out
 
 
 def _snap_factors(sales: np.ndarray, on_sale: np.ndarray, flags: np.ndarray, codes: np.ndarray,
