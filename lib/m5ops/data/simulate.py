@@ -30,8 +30,9 @@ model fitted on that history::
 Prices are carried over, except on the first day of a Walmart week (Saturday), when a share of
 items (the share seen changing week to week in the history) take a price drawn from their own
 recent prices. Sales are drawn around the mean from a zero-inflated negative binomial with the
-series' own dispersion (the variance of its sales around the fitted means of the level window)
-and its own share of zero days (zeros beyond what the negative binomial gives are inflated).
+series' own dispersion (half the squared change of its sales from the same weekday a week
+before, over the level window: the noise, without the weekday pattern or a wandering level) and
+its own share of zero days there (zeros beyond what the negative binomial gives are inflated).
 """
 from __future__ import annotations
 
@@ -140,10 +141,17 @@ def _event_days(calendar: pd.DataFrame) -> np.ndarray:
 
 
 def _group_sums(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """(n_groups, n_days) sums of the series' rows per group: one matrix product."""
-    onehot = np.zeros((int(group.max()) + 1, len(group)))
-    onehot[group, np.arange(len(group))] = 1.0
-    return onehot @ values
+    """(n_groups, n_days) sums of the series' rows per group (codes 0..k-1, each present)."""
+    order = np.argsort(group, kind="stable")
+    ordered = group[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    return np.add.reduceat(values[order], starts, axis=0)
+
+
+def _by_columns(values: np.ndarray, indicator: np.ndarray) -> np.ndarray:
+    """``values @ indicator`` for a thin indicator (days x a few): numpy's own loop, not BLAS,
+    whose threads cost more than the product on a busy machine (and a day's cost must stay flat)."""
+    return np.einsum("ij,jk->ik", values, indicator)
 
 
 def _group_ratio(numerator: np.ndarray, denominator: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -162,15 +170,26 @@ def _weekday_factors(sales: np.ndarray, on_sale: np.ndarray, wday: np.ndarray, g
     """
     days = np.maximum(on_sale.sum(axis=1), 1.0)
     daily_mean = sales.sum(axis=1) / days
-    onehot = (wday[:, None] == np.arange(1, 8)[None, :]).astype(np.float64)
-    count = on_sale @ onehot  # (n, 7) days on sale per weekday
-    totals = sales @ onehot  # one product, not a copy per weekday
+    count = _weekday_sums(on_sale, wday)  # (n, 7) days on sale per weekday
+    totals = _weekday_sums(sales, wday)
     factors = np.ones((sales.shape[0], 7))
     for w in range(7):
         group_factor = _group_ratio(totals[:, w] / np.maximum(count[:, w], 1), daily_mean, group)
         factors[:, w] = ((totals[:, w] + _WEEKDAY_SHRINK * group_factor)
                          / (count[:, w] * daily_mean + _WEEKDAY_SHRINK))
     return factors
+
+
+def _weekday_sums(values: np.ndarray, wday: np.ndarray) -> np.ndarray:
+    """(n_series, 7) sums of each row by weekday (column ``wday - 1``), by whole weeks: one pass."""
+    n, length = values.shape
+    weeks = length // 7
+    out = np.zeros((n, 7))
+    if weeks:  # consecutive days: the first seven are each weekday once, and so is every week after
+        out[:, wday[:7] - 1] += values[:, :7 * weeks].reshape(n, weeks, 7).sum(axis=1)
+    for j in range(7 * weeks, length):
+        out[:, wday[j] - 1] += values[:, j]
+    return out
 
 
 def _snap_factors(sales: np.ndarray, on_sale: np.ndarray, flags: np.ndarray, codes: np.ndarray,
@@ -180,8 +199,8 @@ def _snap_factors(sales: np.ndarray, on_sale: np.ndarray, flags: np.ndarray, cod
     ``flags``: per state and day; only days on sale count.
     """
     rows, state_days = np.arange(len(codes)), flags.T.astype(np.float64)
-    on_days = (on_sale @ state_days)[rows, codes]
-    on = (sales @ state_days)[rows, codes]  # each series' own state's days
+    on_days = _by_columns(on_sale, state_days)[rows, codes]
+    on = _by_columns(sales, state_days)[rows, codes]  # each series' own state's days
     off = sales.sum(axis=1) - on
     on_mean, off_mean = on / np.maximum(on_days, 1), off / np.maximum(on_sale.sum(axis=1) - on_days, 1)
     group_factor = _group_ratio(on_mean, off_mean, group)
