@@ -69,10 +69,17 @@ CREATE TABLE IF NOT EXISTS runner_state (
 """
 
 
-def _create_tables(conn: sqlite3.Connection) -> None:
-    """Version 1: the four tables."""
-    for statement in filter(str.strip, _TABLES_V1.split(";")):
-        conn.execute(statement)
+def _script(script: str, what: str):
+    """A migration step running ``script`` statement by statement (``executescript`` would commit
+    mid-migration; the Database runs each step in one transaction)."""
+    def step(conn: sqlite3.Connection) -> None:
+        for statement in filter(str.strip, script.split(";")):
+            conn.execute(statement)
+    step.__doc__ = what
+    return step
+
+
+_create_tables = _script(_TABLES_V1, "Version 1: the four tables.")
 
 
 def _add_columns(table: str, columns: dict[str, str]):
@@ -175,10 +182,7 @@ CREATE TABLE IF NOT EXISTS settings (
 )"""
 
 
-def _serving_tables(conn: sqlite3.Connection) -> None:
-    """Version 5: production, audit and settings."""
-    for statement in filter(str.strip, _SERVING_V5.split(";")):
-        conn.execute(statement)
+_serving_tables = _script(_SERVING_V5, "Version 5: production, audit and settings.")
 
 
 _SCENARIOS = """
@@ -202,10 +206,7 @@ CREATE TABLE IF NOT EXISTS scenario_days (
 )"""
 
 
-def _scenarios(conn: sqlite3.Connection) -> None:
-    """Demand scenarios (``stores.scenarios``), and the days each one was applied to."""
-    for statement in filter(str.strip, _SCENARIOS.split(";")):
-        conn.execute(statement)
+_scenarios = _script(_SCENARIOS, "Demand scenarios (``stores.scenarios``), and the days each one was applied to.")
 
 
 _DRIFT = """
