@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser as B  # noqa: E402
 
-from m5ops.dashboard.production_state import IssuedForecast, forecast_plot, serving_rows  # noqa: E402
+from m5ops.dashboard.production_state import forecast_plot, serving_rows  # noqa: E402
 from m5ops.dashboard.state import WorkspaceReader, scope_horizon  # noqa: E402
 from m5ops.pipeline import lifecycle, promotion, retention, serving  # noqa: E402
 from m5ops.pipeline.lineage import _git_state, feature_set_hash  # noqa: E402
@@ -27,7 +27,7 @@ from m5ops.pipeline.modeling import WorkspaceData, train_version  # noqa: E402
 from m5ops.pipeline.tasks import evaluate, issue_forecast  # noqa: E402
 from m5ops.stores.audit import AuditLog  # noqa: E402
 from m5ops.stores.layout import Workspace  # noqa: E402
-from m5ops.stores.ledger import ForecastLedger  # noqa: E402
+from m5ops.stores.ledger import ForecastLedger, Issue  # noqa: E402
 from m5ops.stores.metrics import MetricStore  # noqa: E402
 from m5ops.stores.registry import Registry  # noqa: E402
 from m5ops.stores.serving import ServingStore  # noqa: E402
@@ -323,9 +323,8 @@ def test_the_forecast_chart_sums_each_aggregate_of_an_issued_forecast():
                            "cat_id": ["FOODS", "FOODS", "HOBBIES"], "store_id": ["CA_1", "TX_1", "TX_1"],
                            "state_id": ["CA", "TX", "TX"]})
     recent = np.arange(3 * 56, dtype=float).reshape(3, 56)
-    frame = pd.DataFrame({"series": np.repeat([0, 1, 2], 28), "target_day": np.tile(np.arange(101, 129), 3),
-                          "value": np.repeat([1.0, 2.0, 4.0], 28)})
-    plot = forecast_plot(series, recent, 45, IssuedForecast("m", "v3", 100, frame))
+    values = np.repeat([[1.0], [2.0], [4.0]], 28, axis=1).astype(np.float32)
+    plot = forecast_plot(series, recent, 45, Issue("m", "v3", 100, values, ("holdback",) * 28))
     assert plot.actual_dates[0] == "2011-03-14" and len(plot.actual_dates) == 56 and len(plot.forecast_dates) == 28
     assert plot.forecast["total"] == (7.0,) * 28 and plot.forecast["state TX"] == (6.0,) * 28
     assert plot.forecast["department FOODS_1"] == (3.0,) * 28 and plot.actual["total"][0] == 0 + 56 + 112

@@ -7,7 +7,7 @@ metrics, the audit log, the serving record or today changed.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from m5ops.pipeline import serving
 from m5ops.pipeline.serving import Production
 from m5ops.stores.audit import AuditEntry, AuditLog
 from m5ops.stores.layout import Workspace
-from m5ops.stores.ledger import ForecastLedger
+from m5ops.stores.ledger import ForecastLedger, Issue
 from m5ops.stores.metrics import MetricStore
 from m5ops.stores.registry import Registry, version_number
 from m5ops.stores.serving import ServingStore
@@ -53,16 +53,6 @@ class VersionRow:
 
 
 @dataclass(frozen=True)
-class IssuedForecast:
-    """One issued forecast: ``frame`` has columns ``series`` (row of the series table), ``target_day``, ``value``."""
-
-    model: str
-    version: str
-    issue_day: int
-    frame: pd.DataFrame = field(repr=False)
-
-
-@dataclass(frozen=True)
 class ForecastPlot:
     """The recent actuals and the issued forecast of each aggregate (``total`` first)."""
 
@@ -87,18 +77,6 @@ class ProductionView:
     policy: dict
 
 
-def latest_issue(workspace: Workspace, model: str) -> IssuedForecast | None:
-    """The latest forecast ``model`` issued (one row per series and target day), or None if it never issued."""
-    issue = ForecastLedger.of(workspace).latest(model)
-    if issue is None:
-        return None
-    n_series, horizon = issue.values.shape
-    frame = pd.DataFrame({"series": np.repeat(np.arange(n_series), horizon),
-                          "target_day": np.tile(np.arange(issue.issue_day + 1, issue.issue_day + horizon + 1), n_series),
-                          "value": issue.values.ravel()})
-    return IssuedForecast(issue.model, issue.version, issue.issue_day, frame)
-
-
 def ledger_fingerprint(workspace: Workspace) -> tuple:
     """What changes when a forecast is issued: the newest issue day and the models that issued on it."""
     ledger = ForecastLedger.of(workspace)
@@ -116,16 +94,12 @@ def aggregate_labels(series: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
     return groups
 
 
-def forecast_plot(series: pd.DataFrame, recent: np.ndarray, first_day: int, issued: IssuedForecast | None
-                  ) -> ForecastPlot:
+def forecast_plot(series: pd.DataFrame, recent: np.ndarray, first_day: int, issued: Issue | None) -> ForecastPlot:
     """Sum the recent actuals (n_series, days from ``first_day``) and the issued forecast by aggregate."""
     days = np.arange(first_day, first_day + recent.shape[1])
-    if issued is not None and len(issued.frame):
-        target_days = np.sort(issued.frame["target_day"].unique())
-        matrix = np.zeros((len(series), len(target_days)))
-        columns = np.searchsorted(target_days, issued.frame["target_day"].to_numpy())
-        np.add.at(matrix, (issued.frame["series"].to_numpy(dtype=np.int64), columns),
-                  issued.frame["value"].to_numpy(dtype=float))
+    if issued is not None:
+        matrix = issued.values.astype(float)
+        target_days = np.arange(issued.issue_day + 1, issued.issue_day + matrix.shape[1] + 1)
     else:
         target_days, matrix = np.array([], dtype=int), np.zeros((len(series), 0))
     actual, forecast = {}, {}
@@ -234,7 +208,7 @@ class ProductionReader:
 
     def _forecast_plot(self, production: Production | None, today: int) -> ForecastPlot:
         """The serving model's latest issue after the last 56 days of actuals (re-summed on a new issue)."""
-        issued = latest_issue(self.workspace, production.model) if production else None
+        issued = ForecastLedger.of(self.workspace).latest(production.model) if production else None
         key = (today, issued and (issued.model, issued.version, issued.issue_day))
         if key != self._forecast_key:
             first = max(self.store.first_day(), today - RECENT_DAYS + 1)
