@@ -13,9 +13,12 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from m5ops.errors import StoreError
 
 BUSY_TIMEOUT_S = 10.0
+MIGRATION_LOCK_SUFFIX = ".upgrade.lock"  # beside the file, held only while one process upgrades it
 Migration = Callable[[sqlite3.Connection], None]
 
 
@@ -74,20 +77,39 @@ class Database:
 
     def _migrate(self, migrations: Sequence[Migration]) -> None:
         """WAL mode and the schema brought up to date; a newer m5ops's file is refused."""
+        if self._current():
+            return
+        # The switch to WAL needs the file to itself, and SQLite refuses it at once (no busy wait)
+        # while another process reads: processes that open an old file at once take turns here.
+        lock = FileLock(self.path.with_name(self.path.name + MIGRATION_LOCK_SUFFIX))
+        try:
+            lock.acquire(timeout=BUSY_TIMEOUT_S)
+        except Timeout:
+            raise StoreError(f"{self.path}: another process has been upgrading it for over {BUSY_TIMEOUT_S:.0f} s"
+                             f" (it holds {lock.lock_file}); retry when it is done") from None
+        try:
+            with self.connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once, kept in the file
+                found = conn.execute("PRAGMA user_version").fetchone()[0]
+                if found >= self.version:
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                for step in migrations[found:]:
+                    step(conn)
+                conn.execute(f"PRAGMA user_version = {self.version}")
+                conn.execute("COMMIT")
+        finally:
+            lock.release()
+
+    def _current(self) -> bool:
+        """Whether the file is in WAL mode at this schema version; StoreError if it is newer than this m5ops."""
         with self.connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once, kept in the file
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             found = conn.execute("PRAGMA user_version").fetchone()[0]
-            if found > self.version:
-                raise StoreError(f"{self.path} has schema version {found}; this m5ops knows"
-                                 f" {self.version}: upgrade m5ops")
-            if found == self.version:
-                return
-            conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            for step in migrations[found:]:
-                step(conn)
-            conn.execute(f"PRAGMA user_version = {self.version}")
-            conn.execute("COMMIT")
+        if found > self.version:
+            raise StoreError(f"{self.path} has schema version {found}; this m5ops knows"
+                             f" {self.version}: upgrade m5ops")
+        return found == self.version and mode.lower() == "wal"
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check reports; empty when the file is sound."""
