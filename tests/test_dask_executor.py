@@ -96,10 +96,13 @@ def test_two_models_train_at_once_on_two_workers_and_one_model_never_twice(works
         add_model(workspace, name, "test_gated", active=False, gate=str(gate))
     store = RunStore(workspace.runs_path)
     runner = dask_runner(start_runner, workspace, cluster)
-    first = [store.enqueue("train", name, {"model": name, "manual": True}) for name in gates]
+    # the second training is queued once the first executes (and has seceded from its worker's
+    # thread, so the scheduler counts that worker idle): it must still go to the free worker
+    first = [store.enqueue("train", "left", {"model": "left", "manual": True})]
+    wait_for(lambda: Path(f"{gates['left']}.started").exists(), 120, "the training at gate-left", runner)
+    first.append(store.enqueue("train", "right", {"model": "right", "manual": True}))
     again = store.enqueue("train", "left", {"model": "left", "manual": True})
-    for gate in gates.values():
-        wait_for(lambda: Path(f"{gate}.started").exists(), 120, f"the training at {gate.name}", runner)
+    wait_for(lambda: Path(f"{gates['right']}.started").exists(), 60, "the training at gate-right", runner)
     running = [store.get(i) for i in first]
     assert len({run["worker"] for run in running}) == 2, running  # one on each worker
     time.sleep(2)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +69,8 @@ class DaskExecutor:
         self.runs: RunStore | None = None
         self.lost: str | None = None  # why the scheduler counts as lost, once it does
         self.resources: dict | None = None  # what each run asks of its worker (RUN_RESOURCE, if declared)
+        self._placed: dict[str, str] = {}  # run id -> the worker it was sent to, while it executes
+        self._placing = threading.Lock()
 
     # -- start and stop -------------------------------------------------------------------------
     def start(self, workspace) -> None:
@@ -127,13 +130,35 @@ class DaskExecutor:
         if self.lost or not self._connected():
             self._scheduler_lost()
             return self._ended(output, started, "interrupted", f"interrupted: not submitted, {self.lost}")
+        placement = self._place(run_id)
         future = self.client.submit(run_on_worker, str(self.runs.path), task, params, str(output), timeout_s,
                                     niceness, self.address, key=f"m5ops-run-{run_id}", pure=False, retries=0,
-                                    resources=self.resources)
+                                    resources=self.resources, **placement)
         try:
             return self._wait(future, run_id, output, started)
         finally:
             future.release()
+            with self._placing:
+                self._placed.pop(run_id, None)
+
+    def _place(self, run_id: str) -> dict:
+        """Send the run to a worker none of this runner's runs occupies, if there is one.
+
+        The scheduler alone cannot be trusted with it: a run secedes from its worker's thread
+        (so that a distributed fit's tasks run there too), after which the scheduler counts that
+        worker idle and may queue the next run behind the first one's resource while another
+        worker stands free. The preference is loose: should that worker leave, Dask sends the run
+        elsewhere.
+        """
+        workers = self.workers() or {}
+        with self._placing:
+            busy = set(self._placed.values())
+            free = sorted(address for address, info in workers.items() if address not in busy
+                          and (self.resources is None or RUN_RESOURCE in (info.get("resources") or {})))
+            if not free:
+                return {}  # every worker runs one of ours: the run waits for the first resource freed
+            self._placed[run_id] = free[0]
+        return {"workers": [free[0]], "allow_other_workers": True}
 
     def _wait(self, future, run_id: str, output: Path, started: float):
         """The run's result, or interrupted once its worker or the scheduler is lost."""
