@@ -10,7 +10,7 @@ from m5ops.errors import ArtifactError, DataError, NotFittedError, ParameterErro
 from m5ops.models import (
     CATEGORICALS, FEATURES, ForecastInput, ForecastModel, describe_kinds, get_kind, kinds,
 )
-from m5ops.models.base import MODEL_FILE
+from m5ops.models.base import MODEL_FILE, PREDICTION_ROWS_PER_THREAD, prediction_threads
 
 # Small settings so a fit takes well under a second on a shared 2-core machine.
 SMALL = {
@@ -321,3 +321,11 @@ def test_lightgbm_beats_moving_average_on_weekly_seasonality():
     mae_average = np.abs(average.predict(inp) - actual).mean()
     mae_snaive = np.abs(snaive.predict(inp) - actual).mean()
     assert mae_lgbm < 0.8 * mae_average and mae_lgbm < mae_snaive
+
+
+def test_a_small_batch_predicts_on_one_thread_and_a_large_one_on_up_to_the_models_threads():
+    assert prediction_threads(6_000, 2) == 1  # the embedded default's 210 series x 28 days
+    assert prediction_threads(2 * PREDICTION_ROWS_PER_THREAD, 2) == 2
+    assert prediction_threads(30_490 * 28, 4) == 4  # the full shape's 28 days
+    assert prediction_threads(30_490 * 28, 1) == 1  # never above the model's own limit
+    assert prediction_threads(0, 2) == 1

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from m5ops.models.base import (
-    CATEGORICALS, FEATURES, TARGET, ForecastInput, ForecastModel, artifact_file, require,
+    CATEGORICALS, FEATURES, TARGET, ForecastInput, ForecastModel, artifact_file, prediction_threads,
+    require,
 )
 from m5ops.models.params import Param, ParamSchema
 
@@ -103,9 +104,10 @@ class HistGBModel(ForecastModel):
             self.estimator_.fit(X, y)
 
     def _predict(self, inp: ForecastInput) -> np.ndarray:
-        """Estimator output on the features, under the same thread limit."""
+        """Estimator output on the features, under the thread limit (fewer threads for a small batch)."""
         threadpoolctl = require("threadpoolctl", "threadpoolctl")
-        with threadpoolctl.threadpool_limits(limits=self.num_threads, user_api="openmp"):
+        threads = prediction_threads(len(inp.features), self.num_threads)
+        with threadpoolctl.threadpool_limits(limits=threads, user_api="openmp"):
             return self.estimator_.predict(self._matrix(inp.features))
 
     def _save_artifact(self, directory: Path) -> None:

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from m5ops.models.base import (
-    TARGET, ForecastInput, ForecastModel, artifact_file, feature_frame, require,
+    TARGET, ForecastInput, ForecastModel, artifact_file, feature_frame, prediction_threads,
+    require,
 )
 from m5ops.models.params import Param, ParamSchema
 from m5ops.models.progress import no_progress
@@ -95,7 +96,8 @@ class LightGBMModel(ForecastModel):
 
     def _predict(self, inp: ForecastInput) -> np.ndarray:
         """Booster output on the features (LightGBM maps id levels by the training levels)."""
-        return self.booster_.predict(feature_frame(inp.features), num_threads=self.num_threads)
+        features = feature_frame(inp.features)
+        return self.booster_.predict(features, num_threads=prediction_threads(len(features), self.num_threads))
 
     def feature_importance(self) -> pd.Series | None:
         """Total split gain per feature, largest first."""
