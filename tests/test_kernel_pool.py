@@ -111,6 +111,26 @@ def test_a_dead_spare_is_replaced_never_handed_out():
         assert pool.wait_full(120) and dead not in pool.pids()
 
 
+
+def test_while_a_run_executes_with_a_spare_in_stock_the_pool_warms_nothing_and_refills_once_it_ends():
+    with KernelPool(2) as pool:
+        assert pool.wait_full(120)
+        kernel = pool.take()
+        try:
+            time.sleep(3)  # a kernel would be well on its way by now
+            assert len(pool.pids()) == 1 and pool.ready_count() == 1  # the spare, nothing warming beside the run
+            second = pool.take()  # the stock is empty now: the next run's kernel warms at once
+            try:
+                deadline = time.monotonic() + 10
+                while len(pool.pids()) < 1 and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert len(pool.pids()) == 1 and pool.ready_count() == 0  # starting, not ready yet
+            finally:
+                second.discard()
+        finally:
+            kernel.discard()
+        assert pool.wait_full(120) and len(pool.pids()) == 2
+
 def test_a_timeout_kills_the_warm_kernel_it_used_and_keeps_the_notebook(task, tmp_path):
     pid_file = tmp_path / "kernel.pid"
     name = task("hangs", f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nprint('before the hang')",

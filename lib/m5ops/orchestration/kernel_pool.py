@@ -23,6 +23,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +100,7 @@ class WarmKernel:
     pid: int
     started: float = field(default_factory=time.monotonic)
     ready_s: float | None = None  # start to ready (imports done), once ready
+    on_discard: Callable[[], None] | None = None  # the pool's: this kernel's run is over
 
     def __post_init__(self):
         self.process = psutil.Process(self.pid)  # remembers its start time: a reused pid is not it
@@ -133,6 +135,9 @@ class WarmKernel:
             self.manager.cleanup_resources()
         except Exception as exc:  # a connection file already gone, say: logged, the kernel is dead anyway
             log.warning("cleaning up after kernel %d: %s", self.pid, exc)
+        if self.on_discard is not None:
+            self.on_discard()
+            self.on_discard = None
         return killed
 
 
@@ -151,6 +156,7 @@ class KernelPool:
         self._starting: list[WarmKernel] = []
         self._slots = 0  # kernels being started now (a slot is taken before its kernel exists)
         self._waiting = 0  # runs waiting in ``take`` for a kernel
+        self._in_use = 0  # kernels taken and not yet discarded: runs executing now
         self._closed = threading.Event()
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -178,6 +184,8 @@ class KernelPool:
                     kernel = self._ready.pop(0)
                     self._changed.notify_all()  # the filler starts the next one now
                     if kernel.alive():
+                        self._in_use += 1
+                        kernel.on_discard = self._released
                         return kernel
                     self._replace(kernel)
                 left = deadline - time.monotonic()
@@ -239,7 +247,7 @@ class KernelPool:
                 for kernel in [k for k in self._ready if not k.alive()]:
                     self._ready.remove(kernel)
                     self._replace(kernel)
-                if len(self._ready) + self._slots >= self.spares or self._slots and not self._waiting:
+                if self._should_wait():
                     self._changed.wait(WATCH_S)
                     continue
                 self._slots += 1
@@ -298,6 +306,26 @@ class KernelPool:
             return False
         finally:
             client.stop_channels()
+
+    def _released(self) -> None:
+        """A taken kernel was discarded: its run is over."""
+        with self._changed:
+            self._in_use -= 1
+            self._changed.notify_all()
+
+    def _should_wait(self) -> bool:
+        """Whether a filler waits instead of starting a kernel now (call under the lock).
+
+        Warming takes a core for seconds, which on a small machine is the running run's core: while
+        runs execute and a spare is in stock for the next one, the pool waits for them to end.
+        """
+        if len(self._ready) + self._slots >= self.spares:
+            return True
+        if self._waiting:
+            return False  # a run waits for a kernel: start one whatever else runs
+        if self._slots:
+            return True  # one kernel warms at a time unless a run waits
+        return bool(self._in_use and self._ready)
 
     def _replace(self, kernel: WarmKernel) -> None:
         """A spare found dead: cleaned up, counted; the filler starts another (call under the lock)."""
