@@ -105,6 +105,9 @@ def test_two_models_train_at_once_on_two_workers_and_one_model_never_twice(works
     wait_for(lambda: Path(f"{gates['right']}.started").exists(), 60, "the training at gate-right", runner)
     running = [store.get(i) for i in first]
     assert len({run["worker"] for run in running}) == 2, running  # one on each worker
+    workers = {cluster.processes[name].pid for name in ("w1", "w2")}
+    for gate in gates.values():  # warm kernels of the worker's own pool: its children, not a run's process's
+        assert psutil.Process(int(Path(f"{gate}.started").read_text())).ppid() in workers
     time.sleep(2)
     assert store.get(again)["status"] == "queued"  # left trains already: its second training waits
     for gate in gates.values():

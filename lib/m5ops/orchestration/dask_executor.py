@@ -6,7 +6,8 @@ The runner keeps the schedule, the queue, the lanes and every rule about what ma
 a lane that carries out a run submits it here and waits for it, so the cluster never holds
 more runs than the runner's lanes. On the worker, the run is one call of ``executor.execute``
 (validated parameters, Papermill into ``outputs/``, the timeout, the notebook kept on failure)
-in a fresh kernel forked from the worker; the worker records its address in ``runs.db``.
+in a kernel no other run has used, warmed ahead by the worker's own pool (its first run waits
+for one); the worker records its address in ``runs.db``.
 
 Faults:
 
@@ -42,6 +43,7 @@ SCHEDULER_ENV = "M5OPS_DASK_SCHEDULER"  # set for the run's kernel: a distribute
 INSTALL = "pip install 'm5ops[dask]'"
 RUN_RESOURCE = "m5ops_run"  # dask worker --resources m5ops_run=1: one run at a time on that worker
 POLL_S = 0.5
+WORKER_SPARES = 2  # warm kernels a worker keeps: one for its next run, one warming (a worker runs one at a time)
 WORKER_CHECK_S = 2.0
 
 
@@ -259,6 +261,7 @@ def run_on_worker(runs_path: str, task: str, params: dict, output: str, timeout_
     os.environ[SCHEDULER_ENV] = scheduler  # inherited by the run's kernel (a distributed LightGBM uses it)
     from m5ops.orchestration import executor  # imported once per worker process: papermill with it
 
+    executor.keep_warm_kernels(WORKER_SPARES, niceness)  # the first run here starts cold, the next ones warm
     result = executor.execute(task, params, Path(output), timeout_s, niceness=niceness)
     return {"status": result.status, "error": result.error, "duration_s": result.duration_s, "worker": address}
 

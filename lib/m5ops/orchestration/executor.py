@@ -13,6 +13,7 @@ a pool (a plain caller, a Dask worker) each run starts a fresh kernel through th
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing
@@ -96,7 +97,8 @@ def output_path(outputs: Path, sim_date: str, task: str, run_id: str, model: str
 
 _RUNNING: dict[str, tuple[int, ...]] = {}  # run id -> pids of its task process (and warm kernel) while it runs
 _RUNNING_LOCK = threading.Lock()
-_POOL: KernelPool | None = None  # while inside ``warm_kernels``
+_POOL: KernelPool | None = None  # while inside ``warm_kernels``, or once ``keep_warm_kernels`` started it
+_POOL_START_LOCK = threading.Lock()
 
 
 def kill_run(run_id: str) -> list[int]:
@@ -129,6 +131,21 @@ def warm_kernels(spares: int, niceness: int = 0):
     finally:
         _POOL = None
         pool.shutdown()
+
+
+def keep_warm_kernels(spares: int, niceness: int = 0) -> KernelPool:
+    """This process's pool of ``spares`` warm kernels, started on the first call and shut down at exit.
+
+    For a process that executes runs for as long as it lives without a place to hold
+    ``warm_kernels`` open: a Dask worker. Its kernels die with it even when it is killed.
+    """
+    global _POOL
+    with _POOL_START_LOCK:
+        if _POOL is None:
+            _POOL = KernelPool(spares, niceness=niceness, cwd=NOTEBOOKS_DIR).start()
+            atexit.register(_POOL.shutdown)
+            log.info("keeping %d warm kernel(s) at niceness +%d in this process (%d)", spares, niceness, os.getpid())
+        return _POOL
 
 
 @dataclass
