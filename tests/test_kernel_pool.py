@@ -111,7 +111,6 @@ def test_a_dead_spare_is_replaced_never_handed_out():
         assert pool.wait_full(120) and dead not in pool.pids()
 
 
-
 def test_while_a_run_executes_with_a_spare_in_stock_the_pool_warms_nothing_and_refills_once_it_ends():
     with KernelPool(2) as pool:
         assert pool.wait_full(120)
@@ -130,6 +129,7 @@ def test_while_a_run_executes_with_a_spare_in_stock_the_pool_warms_nothing_and_r
         finally:
             kernel.discard()
         assert pool.wait_full(120) and len(pool.pids()) == 2
+
 
 def test_a_timeout_kills_the_warm_kernel_it_used_and_keeps_the_notebook(task, tmp_path):
     pid_file = tmp_path / "kernel.pid"
