@@ -39,8 +39,10 @@ WATCH_S = 0.5  # how often the filler looks for dead spares
 # kernels starting at once: one while runs execute (a warming kernel then takes one core, not the run's),
 # a second while a run waits for a kernel (two lanes may each wait for one)
 FILLERS = 2
-# what the task notebooks import: loaded into a spare before any run may take it
-PRELOAD = ("m5ops.pipeline.figures", "m5ops.pipeline.tasks", "lightgbm", "sklearn.ensemble")
+# what the task notebooks import: loaded into a spare before any run may take it. pyarrow.dataset
+# and pandas_compat are what each task's first parquet read imports (22 ms, every run otherwise)
+PRELOAD = ("m5ops.pipeline.figures", "m5ops.pipeline.tasks", "lightgbm", "sklearn.ensemble",
+           "pyarrow.dataset", "pyarrow.pandas_compat")
 
 
 def preload() -> None:
@@ -62,6 +64,7 @@ def preload() -> None:
         except ImportError:  # a kind's library not installed: the notebook that needs it says so itself
             pass
     _warm_charts()
+    _warm_first_calls()
     try:  # the code's git state for lineage: cached per process, it costs three git commands per run otherwise
         from m5ops.pipeline.lineage import code_version
 
@@ -85,6 +88,43 @@ def _warm_charts() -> None:
     axes.set_title("warm-up")
     axes.legend()
     figure.savefig(io.BytesIO(), format="png", bbox_inches="tight")
+
+
+def _warm_first_calls() -> None:
+    """Pay, in the spare, what each library's first call in a process costs (0.15-0.2 s a task).
+
+    On tiny made-up data, never a run's: a parquet round trip (pyarrow builds its schema
+    machinery on the first file), a model of each library fitted and used (threadpoolctl finds
+    the OpenMP runtimes, scikit-learn's input checks discover narwhals' plugins, each OpenMP
+    runtime starts its threads). A library not installed is skipped.
+    """
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"day": np.arange(4), "sales": np.ones(4, dtype=np.float32)}), buffer)
+    pq.ParquetFile(io.BytesIO(buffer.getvalue())).read().to_pandas()
+    X = np.column_stack([np.arange(40.0), np.arange(40) % 3])
+    y = np.arange(40.0) % 5
+    try:
+        import threadpoolctl
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+            HistGradientBoostingRegressor(max_iter=2, categorical_features=np.array([False, True])).fit(X, y).predict(X)
+    except ImportError:
+        pass
+    try:
+        import lightgbm
+
+        booster = lightgbm.train({"objective": "poisson", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 1},
+                                 lightgbm.Dataset(X, y), num_boost_round=2)
+        booster.predict(X, num_threads=1)
+    except ImportError:
+        pass
 
 
 # --history in memory: runs side by side must not share IPython's sqlite file (nbclient does the same)
