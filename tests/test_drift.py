@@ -16,7 +16,7 @@ from m5ops.data.store import DayStore
 from m5ops.evaluation import drift as D
 from m5ops.pipeline import lifecycle
 from m5ops.pipeline.alerts import refresh_alerts
-from m5ops.pipeline.drift import (CURRENT_DAYS, REFERENCE_WEEKS, WEEK, SampleReader, drift_columns, drift_report,
+from m5ops.pipeline.drift import (CURRENT_DAYS, REFERENCE_SAMPLE, REFERENCE_WEEKS, WEEK, SampleReader, drift_columns, drift_report,
                                   record_drift, sample_series, sample_weeks, training_window, version_drift)
 from m5ops.pipeline.modeling import WorkspaceData
 from m5ops.pipeline.triggers import due_trainings
@@ -262,6 +262,34 @@ def test_the_evaluation_records_each_current_versions_drift(workspace):
     assert (lgb["reference_start"].iloc[0], lgb["reference_end"].iloc[0]) == (
         version["lineage"]["train_start_day"], version["lineage"]["data_cutoff_day"])
     assert set(latest[latest["model"] == "naive"]["column"]) == {"sales"}
+
+
+def test_a_versions_reference_sample_is_kept_once_and_gives_the_same_figures(workspace, monkeypatch):
+    from m5ops.pipeline.tasks import train
+
+    Registry(workspace.registry_path).update(lambda data: data["models"].clear())
+    lifecycle.create_model(workspace, "lgb", "lightgbm", params={"num_boost_round": 5, "train_days": 120})
+    train(str(workspace.home), "run-train", "lgb")
+    version = Registry(workspace.registry_path).current("lgb")
+    kept = workspace.home / version["artifact"] / REFERENCE_SAMPLE
+    data = WorkspaceData.open(workspace.home)
+    model = Registry(workspace.registry_path).get("lgb")
+
+    def figures():
+        return [c.as_dict() for c in version_drift(data, "lgb", model, version, SampleReader(data)).columns]
+
+    first = figures()
+    assert kept.is_file()
+    reads = []
+    original = FeatureStore.read
+    monkeypatch.setattr(FeatureStore, "read", lambda self, start, end, *a, **k: reads.append((start, end))
+                        or original(self, start, end, *a, **k))
+    assert figures() == first
+    today = data.split.today
+    assert reads == [(today - CURRENT_DAYS + 1, today)]  # only the current days: the reference came from the file
+    kept.write_bytes(b"not parquet")  # a damaged copy is read again from the day files and rewritten
+    reads.clear()
+    assert figures() == first and len(reads) == 1 + REFERENCE_WEEKS and kept.stat().st_size > 100
 
 
 def test_recording_a_day_again_replaces_it_and_the_schema_has_the_drift_table(workspace):

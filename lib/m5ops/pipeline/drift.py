@@ -10,14 +10,21 @@ the same (sales follow the weekday strongly: single days drawn at random would m
 "drift" by their weekdays alone), and each is one read of the feature store. Only rows of items
 on sale count, as in training.
 Calendar features are left out: a month always "drifts" against a year.
+
+A version's reference sample never changes (its window and weeks are fixed), so the first
+evaluation keeps it beside the version's artifact (``REFERENCE_SAMPLE``, a derived file: deleted,
+it is read again) and later ones read one file instead of ``REFERENCE_WEEKS`` weeks of day files.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from m5ops.data.features import CALENDAR_FEATURES, CATEGORICAL_COLUMNS, FEATURE_COLUMNS
 from m5ops.data.schema import HORIZON, day_label
@@ -26,6 +33,7 @@ from m5ops.evaluation.drift import ColumnDrift, band, frame_drift
 from m5ops.models import get_kind
 from m5ops.models.base import TARGET
 from m5ops.pipeline.modeling import WorkspaceData
+from m5ops.stores.atomic import atomic_path
 from m5ops.stores.drift import DriftStore
 from m5ops.stores.registry import Registry, current_version
 
@@ -35,6 +43,7 @@ SAMPLE_SERIES = 1000
 REFERENCE_WEEKS = 8
 WEEK = 7
 CURRENT_DAYS = HORIZON
+REFERENCE_SAMPLE = "drift_reference.parquet"
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,24 @@ class SampleReader:
             self._ranges[days] = frame[keep]
         return pd.concat([self._ranges[r] for r in ranges], ignore_index=True)
 
+    def kept_rows(self, path: Path, ranges: list[tuple[int, int]]) -> pd.DataFrame:
+        """``rows(ranges)``, kept at ``path``: read from it when it holds these ranges and columns."""
+        key = f"{int(self.keep.sum())} of {len(self.keep)} series; " + ";".join(f"{a}-{b}" for a, b in ranges)
+        try:
+            kept = pq.read_table(path)
+            meta = kept.schema.metadata or {}
+            if meta.get(b"m5ops.ranges") == key.encode() and set(self.columns) <= set(kept.column_names):
+                return kept.to_pandas()
+        except (OSError, pa.ArrowInvalid):  # absent or unreadable: read the days again and keep them
+            pass
+        frame = self.rows(ranges)
+        if path.parent.is_dir():  # the version's folder; gone (retention) means nothing to keep it in
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            with atomic_path(path) as tmp:
+                pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), b"m5ops.ranges": key}),
+                               tmp)
+        return frame
+
 
 def version_drift(data: WorkspaceData, name: str, model: dict, version: dict, reader: SampleReader) -> VersionDrift:
     """One version's drift today: the sampled training window against the sampled last days."""
@@ -112,7 +139,11 @@ def version_drift(data: WorkspaceData, name: str, model: dict, version: dict, re
     reference = training_window(version, first)
     current = (max(first, data.split.today - CURRENT_DAYS + 1), data.split.today)
     numeric, categorical = drift_columns(model["kind"])
-    columns = frame_drift(reader.rows(sample_weeks(*reference)), reader.rows([current]), numeric, categorical, TARGET)
+    weeks = sample_weeks(*reference)
+    artifact = version.get("artifact")
+    reference_rows = (reader.kept_rows(data.workspace.home / artifact / REFERENCE_SAMPLE, weeks) if artifact
+                      else reader.rows(weeks))
+    columns = frame_drift(reference_rows, reader.rows([current]), numeric, categorical, TARGET)
     return VersionDrift(name, version["id"], data.split.today, reference, current, columns)
 
 
