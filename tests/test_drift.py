@@ -16,8 +16,9 @@ from m5ops.data.store import DayStore
 from m5ops.evaluation import drift as D
 from m5ops.pipeline import lifecycle
 from m5ops.pipeline.alerts import refresh_alerts
-from m5ops.pipeline.drift import (CURRENT_DAYS, REFERENCE_SAMPLE, REFERENCE_WEEKS, WEEK, SampleReader, drift_columns, drift_report,
-                                  record_drift, sample_series, sample_weeks, training_window, version_drift)
+from m5ops.pipeline.drift import (CURRENT_DAYS, REFERENCE_SAMPLE, REFERENCE_WEEKS, WEEK, SampleReader, drift_columns,
+                                  drift_report, record_drift, sample_series, sample_weeks, training_window,
+                                  version_drift)
 from m5ops.pipeline.modeling import WorkspaceData
 from m5ops.pipeline.triggers import due_trainings
 from m5ops.pipeline.workspace_init import InitOptions, init_workspace

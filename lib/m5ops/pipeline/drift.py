@@ -127,9 +127,9 @@ class SampleReader:
         frame = self.rows(ranges)
         if path.parent.is_dir():  # the version's folder; gone (retention) means nothing to keep it in
             table = pa.Table.from_pandas(frame, preserve_index=False)
+            metadata = {**(table.schema.metadata or {}), b"m5ops.ranges": key.encode()}
             with atomic_path(path) as tmp:
-                pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), b"m5ops.ranges": key}),
-                               tmp)
+                pq.write_table(table.replace_schema_metadata(metadata), tmp)
         return frame
 
 
@@ -139,11 +139,9 @@ def version_drift(data: WorkspaceData, name: str, model: dict, version: dict, re
     reference = training_window(version, first)
     current = (max(first, data.split.today - CURRENT_DAYS + 1), data.split.today)
     numeric, categorical = drift_columns(model["kind"])
-    weeks = sample_weeks(*reference)
-    artifact = version.get("artifact")
-    reference_rows = (reader.kept_rows(data.workspace.home / artifact / REFERENCE_SAMPLE, weeks) if artifact
-                      else reader.rows(weeks))
-    columns = frame_drift(reference_rows, reader.rows([current]), numeric, categorical, TARGET)
+    kept = data.workspace.home / version["artifact"] / REFERENCE_SAMPLE
+    columns = frame_drift(reader.kept_rows(kept, sample_weeks(*reference)), reader.rows([current]),
+                          numeric, categorical, TARGET)
     return VersionDrift(name, version["id"], data.split.today, reference, current, columns)
 
 
