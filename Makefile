@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 LAB_PORT ?= 8888
+# the suite is mostly real processes (kernels, runners, Voila, chromium) waiting on each other: two
+# pytest workers keep both cores busy (about 15 min here, against 23 min on one)
+TEST_WORKERS ?= 2
 # JupyterLab refuses to run as root (containers do) unless told so
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -37,7 +40,7 @@ demo: install
 	$(BIN)/python -m m5ops.cli.demo --home $(HOME_DIR)
 
 test: install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: install-bench
 	$(BIN)/python bench/run_all.py
