@@ -19,8 +19,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import jensenshannon
-from scipy.stats import wasserstein_distance
 
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # share given to an empty bin, so one empty bin does not make the PSI infinite
@@ -73,6 +71,9 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float | No
     spread = float(np.std(reference))
     if spread == 0.0:
         return None
+    # imported here: scipy.stats costs 0.5 s, and every ``m5ops`` command imports this module (alerts)
+    from scipy.stats import wasserstein_distance
+
     return float(wasserstein_distance(reference, current)) / spread
 
 
@@ -100,6 +101,8 @@ def jensen_shannon(reference: Iterable, current: Iterable) -> float | None:
     ref, cur = category_counts(reference, current)
     if not ref.sum() or not cur.sum():
         return None
+    from scipy.spatial.distance import jensenshannon  # imported here, as wasserstein_distance
+
     return float(jensenshannon(ref / ref.sum(), cur / cur.sum(), base=2))
 
 

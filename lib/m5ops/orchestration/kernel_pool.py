@@ -42,7 +42,7 @@ FILLERS = 2
 # what the task notebooks import: loaded into a spare before any run may take it. pyarrow.dataset
 # and pandas_compat are what each task's first parquet read imports (22 ms, every run otherwise)
 PRELOAD = ("m5ops.pipeline.figures", "m5ops.pipeline.tasks", "lightgbm", "sklearn.ensemble",
-           "pyarrow.dataset", "pyarrow.pandas_compat")
+           "pyarrow.dataset", "pyarrow.pandas_compat", "scipy.stats", "scipy.spatial.distance")
 
 
 def preload() -> None:
