@@ -34,8 +34,8 @@ def plot_recent_totals(home: str, arrival: Arrival):
     ax.plot(dates, sales.sum(axis=0), color="#4477aa")
     ax.scatter([arrival.date], [arrival.sales.sum()], color="#cc3311", zorder=3, label=f"new day ({arrival.source})")
     ax.set_ylabel("units, all series")
-    ax.legend()
-    return _shown_once(fig)
+    ax.legend(loc="upper left")
+    return _shown_once(fig, dates)
 
 
 def split_table(home: str) -> pd.DataFrame:
@@ -68,10 +68,12 @@ def plot_fit(home: str, trained: TrainedVersion):
     data = WorkspaceData.open(home)
     totals = in_sample_fit(data, trained.model, trained.record["cutoff_day"])
     fig, ax = plt.subplots(figsize=(9, 3))
-    totals.plot(ax=ax, color=["#4477aa", "#cc3311"], style=["-", "--"])
+    for column, color, style in (("actual", "#4477aa", "-"), ("fitted", "#cc3311", "--")):
+        ax.plot(totals.index, totals[column], color=color, linestyle=style, label=column)
     ax.set_ylabel("units, all series")
     ax.set_title(f"{trained.model.kind}: fit on the last 28 training days")
-    return _shown_once(fig)
+    ax.legend(loc="upper left")
+    return _shown_once(fig, totals.index)
 
 
 def plot_metric_history(home: str, metric: str):
@@ -81,9 +83,11 @@ def plot_metric_history(home: str, metric: str):
         return "no metrics yet"
     chosen = history[history["metric"] == metric].pivot_table(index="date", columns="model", values="value")
     fig, ax = plt.subplots(figsize=(9, 3.5))
-    chosen.plot(ax=ax, marker="o", markersize=3)
+    for model in chosen.columns:
+        ax.plot(chosen.index, chosen[model], marker="o", markersize=3, label=model)
     ax.set_ylabel(metric)
-    return _shown_once(fig)
+    ax.legend(loc="upper left", fontsize=8)
+    return _shown_once(fig, chosen.index)
 
 
 def todays_issues(home: str) -> list[Issue]:
@@ -124,7 +128,8 @@ def plot_issue(home: str, issues: list[Issue]):
     sales, _ = data.store.read_matrix(first, today)
     serving = serving_model_name(data.workspace)
     fig, ax = plt.subplots(figsize=(10, 3.5))
-    ax.plot(day_date(range(first, today + 1)), sales.sum(axis=0), color="black", label="actual")
+    days = day_date(range(first, today + 29))  # the actuals, then the 28 forecast days
+    ax.plot(days[:today + 1 - first], sales.sum(axis=0), color="black", label="actual")
     for issue in issues:
         totals = issue.totals()
         bold = issue.model == serving
@@ -133,12 +138,26 @@ def plot_issue(home: str, issues: list[Issue]):
     ax.axvline(day_date(today), color="#999999", linestyle=":")
     ax.set_ylabel("units, all series")
     ax.set_title(f"forecasts issued on {day_label(today)} ({day_date(today).date()})")
-    ax.legend(fontsize=8)
-    return _shown_once(fig)
+    ax.legend(loc="upper left", fontsize=8)
+    return _shown_once(fig, days)
 
 
-def _shown_once(fig):
-    """Close the figure so Jupyter shows it once, as the cell's value, not again at cell end."""
-    fig.tight_layout()
+def _shown_once(fig, dates=None):
+    """Close the figure so Jupyter shows it once, as the cell's value, not again at cell end.
+
+    With ``dates`` (the x axis's days), about eight ticks among them, labelled by day. A static
+    chart's ticks are fixed here, not by matplotlib's automatic date locator and formatter, which
+    try their candidate steps again at every draw (a third of a chart's cost, and "06 AM" ticks
+    on short spans). No ``tight_layout``: the inline backend's ``bbox_inches="tight"`` already
+    crops to what is drawn, and the layout pass cost another draw.
+    """
+    if dates is not None and len(dates):
+        dates = pd.DatetimeIndex(dates)
+        step = max(1, -(-len(dates) // TICKS))
+        ax = fig.axes[0]
+        ax.set_xticks(dates[::step], [d.strftime("%d %b") for d in dates[::step]])
     plt.close(fig)
     return fig
+
+
+TICKS = 8

@@ -1,0 +1,66 @@
+"""The task notebooks' static charts: day ticks within the data, and a PNG as Jupyter's inline backend draws it."""
+from __future__ import annotations
+
+import io
+import re
+
+import matplotlib
+import pandas as pd
+import pytest
+
+import browser as B
+from m5ops.data.schema import day_date
+from m5ops.pipeline import figures, tasks
+
+matplotlib.use("Agg")
+DAY_LABEL = re.compile(r"^\d\d [A-Z][a-z]{2}$")  # "14 Mar": a day, never "06 AM"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> str:
+    """A small workspace, two models trained, three days arrived, evaluated and issued."""
+    home = B.make_workspace(tmp_path_factory.mktemp("figures") / "ws",
+                            {"naive": "seasonal_naive", "avg": "moving_average"}, items=1, days=176)
+    for name in ("naive", "avg"):
+        tasks.train(str(home), "t", name)
+    for i in range(3):
+        tasks.simulate_day(str(home), f"s{i}")
+        tasks.evaluate(str(home), f"e{i}")
+        tasks.issue_forecast(str(home), f"i{i}")
+    return str(home)
+
+
+def day_ticks(fig) -> pd.DatetimeIndex:
+    """The x ticks of the figure's axes as days, after checking each is labelled as a day."""
+    axes = fig.axes[0]
+    labels = [t.get_text() for t in axes.get_xticklabels()]
+    assert labels and all(DAY_LABEL.match(label) for label in labels), labels
+    return pd.DatetimeIndex(matplotlib.dates.num2date(axes.get_xticks())).tz_localize(None)
+
+
+def png_of(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")  # what the inline backend does
+    return buffer.getvalue()
+
+
+def test_metric_history_ticks_are_days_of_the_history(home):
+    history = figures.metrics_history(home)
+    fig = figures.plot_metric_history(home, "wrmsse")
+    ticks = day_ticks(fig)
+    dates = pd.DatetimeIndex(history["date"].unique())
+    assert set(ticks) <= set(dates) and len(ticks) <= figures.TICKS
+    assert {line.get_label() for line in fig.axes[0].get_lines()} == {"naive", "avg"}
+    assert png_of(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_issue_chart_spans_the_actuals_and_the_28_forecast_days_at_most_eight_day_ticks(home):
+    issues = figures.todays_issues(home)
+    fig = figures.plot_issue(home, issues)
+    ticks = day_ticks(fig)
+    today = issues[0].issue_day
+    assert len(ticks) <= figures.TICKS and ticks.max() <= day_date(today + 28)
+    forecast_days = [pd.DatetimeIndex(line.get_xdata()) for line in fig.axes[0].get_lines()
+                     if line.get_label().startswith(("naive", "avg"))]  # not the actuals, nor today's mark
+    assert len(forecast_days) == 2 and all(d.max() == day_date(today + 28) for d in forecast_days)
+    assert png_of(fig)[:8] == b"\x89PNG\r\n\x1a\n"
