@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from m5ops.orchestration import engine, executor
-from m5ops.orchestration.kernel_pool import KernelPool
+from m5ops.orchestration.kernel_pool import QUIET_S, KernelPool
 from m5ops.orchestration.lock import TOKEN_ENV
 from m5ops.orchestration.runner import warm_spares
 from m5ops.pipeline.workspace_init import InitOptions, init_workspace
@@ -129,6 +129,20 @@ def test_while_a_run_executes_with_a_spare_in_stock_the_pool_warms_nothing_and_r
         finally:
             kernel.discard()
         assert pool.wait_full(120) and len(pool.pids()) == 2
+
+
+def test_runs_back_to_back_find_no_kernel_warming_beside_them_and_the_pool_refills_after_a_pause():
+    with KernelPool(3) as pool:
+        assert pool.wait_full(120)
+        for left in (2, 1):  # a tick's notebooks: each run's kernel discarded, the next taken at once
+            pool.take().discard()
+            time.sleep(QUIET_S / 2)
+            assert len(pool.pids()) == pool.ready_count() == left  # nothing started between the runs
+        deadline = time.monotonic() + QUIET_S + 5
+        while len(pool.pids()) == 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(pool.pids()) == 2 and pool.ready_count() == 1  # once the pause is over, one warms
+        assert pool.wait_full(120) and len(pool.pids()) == 3
 
 
 def test_a_timeout_kills_the_warm_kernel_it_used_and_keeps_the_notebook(task, tmp_path):
