@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 LAB_PORT ?= 8888
 # the suite is mostly real processes (kernels, runners, Voila, chromium) waiting on each other: two
-# pytest workers keep both cores busy (about 15 min here, against 23 min on one)
+# pytest workers keep both cores busy (13-15 min here, against 23 min on one)
 TEST_WORKERS ?= 2
 # JupyterLab refuses to run as root (containers do) unless told so
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)

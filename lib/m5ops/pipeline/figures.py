@@ -11,6 +11,8 @@ from m5ops.pipeline.serving import serving_model_name
 from m5ops.pipeline.tasks import metrics_history
 from m5ops.stores.ledger import ForecastLedger, Issue
 
+TICKS = 8  # day ticks at most on a chart's date axis
+
 
 def arrival_table(arrival: Arrival) -> pd.DataFrame:
     """The arrived day in one row."""
@@ -35,7 +37,8 @@ def plot_recent_totals(home: str, arrival: Arrival):
     ax.scatter([arrival.date], [arrival.sales.sum()], color="#cc3311", zorder=3, label=f"new day ({arrival.source})")
     ax.set_ylabel("units, all series")
     ax.legend(loc="upper left")
-    return _shown_once(fig, dates)
+    _day_ticks(ax, dates)
+    return _shown_once(fig)
 
 
 def split_table(home: str) -> pd.DataFrame:
@@ -73,7 +76,8 @@ def plot_fit(home: str, trained: TrainedVersion):
     ax.set_ylabel("units, all series")
     ax.set_title(f"{trained.model.kind}: fit on the last 28 training days")
     ax.legend(loc="upper left")
-    return _shown_once(fig, totals.index)
+    _day_ticks(ax, totals.index)
+    return _shown_once(fig)
 
 
 def plot_metric_history(home: str, metric: str):
@@ -87,7 +91,8 @@ def plot_metric_history(home: str, metric: str):
         ax.plot(chosen.index, chosen[model], marker="o", markersize=3, label=model)
     ax.set_ylabel(metric)
     ax.legend(loc="upper left", fontsize=8)
-    return _shown_once(fig, chosen.index)
+    _day_ticks(ax, chosen.index)
+    return _shown_once(fig)
 
 
 def todays_issues(home: str) -> list[Issue]:
@@ -139,25 +144,27 @@ def plot_issue(home: str, issues: list[Issue]):
     ax.set_ylabel("units, all series")
     ax.set_title(f"forecasts issued on {day_label(today)} ({day_date(today).date()})")
     ax.legend(loc="upper left", fontsize=8)
-    return _shown_once(fig, days)
+    _day_ticks(ax, days)
+    return _shown_once(fig)
 
 
-def _shown_once(fig, dates=None):
+def _day_ticks(ax, dates) -> None:
+    """About ``TICKS`` ticks among the x axis's days, labelled by day ("14 Mar").
+
+    Fixed here, not by matplotlib's automatic date locator and formatter, which try their
+    candidate steps again at every draw (a third of a chart's cost, and "06 AM" ticks on short spans).
+    """
+    dates = pd.DatetimeIndex(dates)
+    if len(dates):
+        step = max(1, -(-len(dates) // TICKS))
+        ax.set_xticks(dates[::step], [d.strftime("%d %b") for d in dates[::step]])
+
+
+def _shown_once(fig):
     """Close the figure so Jupyter shows it once, as the cell's value, not again at cell end.
 
-    With ``dates`` (the x axis's days), about eight ticks among them, labelled by day. A static
-    chart's ticks are fixed here, not by matplotlib's automatic date locator and formatter, which
-    try their candidate steps again at every draw (a third of a chart's cost, and "06 AM" ticks
-    on short spans). No ``tight_layout``: the inline backend's ``bbox_inches="tight"`` already
-    crops to what is drawn, and the layout pass cost another draw.
+    No ``tight_layout``: the inline backend's ``bbox_inches="tight"`` already crops to what is
+    drawn, and the layout pass cost another draw.
     """
-    if dates is not None and len(dates):
-        dates = pd.DatetimeIndex(dates)
-        step = max(1, -(-len(dates) // TICKS))
-        ax = fig.axes[0]
-        ax.set_xticks(dates[::step], [d.strftime("%d %b") for d in dates[::step]])
     plt.close(fig)
     return fig
-
-
-TICKS = 8
