@@ -147,7 +147,9 @@ def test_pause_shows_the_model_paused_and_the_runner_skips_it(site):
     wait_cell(page, "avg", "versions", "1 (v1)", timeout=RUN_WAIT_MS)
     page.wait_for_function("() => !document.querySelector('.m5-runs tr.m5-status-running, .m5-runs tr.m5-status-queued')",
                            timeout=RUN_WAIT_MS, polling=200)
-    assert page.locator(".m5-today").text_content().startswith("today d_121")
+    # the header is its own widget, refreshed by its own message
+    page.wait_for_function("() => document.querySelector('.m5-today').textContent.startsWith('today d_121')",
+                           timeout=RUN_WAIT_MS, polling=200)
     assert cell_text(page, "fresh", "versions") == "0" and cell_text(page, "fresh", "state") == "paused"
     assert RunStore(home / "runs.db").runs(model="fresh", limit=None) == []
     B.screenshot(page, "dashboard-7-day-run-paused-skipped")

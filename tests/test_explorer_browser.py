@@ -169,8 +169,11 @@ def test_the_search_narrows_the_series_and_one_series_is_drawn(site):
     page = site["page"]
     page.select_option(".m5-explorer-level select", label="series (item x store)")
     page.locator(".m5-explorer-search input").fill("hobbies_1 tx_3")
-    page.wait_for_function("() => document.querySelectorAll('.m5-explorer-node option').length === 1", polling=50)
-    assert "1 of 70" in page.locator(".m5-explorer-count").text_content()
+    # The node list and the count are two widgets, updated by two messages: wait for both.
+    page.wait_for_function("() => document.querySelectorAll('.m5-explorer-node option').length === 1"
+                           " && document.querySelector('.m5-explorer-count').textContent.includes('1 of 70')",
+                           polling=50)
+    assert page.locator(".m5-explorer-node option").count() == 1
     elapsed = redraw_ms(page, "HOBBIES_1_001 x TX_3")
     assert elapsed < 1000
     assert page.locator(TITLE).text_content().startswith("series (item x store) HOBBIES_1_001 x TX_3")
