@@ -33,7 +33,6 @@ Making the source trains LightGBM with default parameters, which takes minutes: 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -186,7 +185,7 @@ def direct_tick(home: Path) -> dict:
     """The same tick as plain calls in this process: ``TICK_STEPS`` in order, then the trainings due.
 
     Apart, and not in the total: the tables and charts the notebooks show after each call,
-    rendered to PNG as Jupyter's inline backend does, to tell notebook work from fixed cost.
+    formatted as IPython formats a cell's value (PNG, HTML), to tell notebook work from fixed cost.
     """
     from types import SimpleNamespace
 
@@ -230,12 +229,10 @@ def _issue_shows(figures, home_s: str) -> list:
 
 
 def _render(obj) -> None:
-    """Render a figure to PNG (as the inline backend does); tables and strings cost nothing more."""
-    if hasattr(obj, "savefig"):
-        obj.savefig(io.BytesIO(), format="png", bbox_inches="tight")
-    import matplotlib.pyplot as plt
+    """Format the object as IPython does for a cell's value: a chart's PNG, a table's HTML and text."""
+    from IPython.core.formatters import DisplayFormatter
 
-    plt.close("all")
+    DisplayFormatter().format(obj)
 
 
 def make_source(home: Path, quick: bool) -> Path:

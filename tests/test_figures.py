@@ -1,12 +1,12 @@
-"""The task notebooks' static charts: day ticks within the data, and a PNG as Jupyter's inline backend draws it."""
+"""The task notebooks' static charts: day ticks within the data, and the PNG a notebook shows."""
 from __future__ import annotations
 
-import io
 import re
 
 import matplotlib
 import pandas as pd
 import pytest
+from IPython.core.formatters import DisplayFormatter
 
 import browser as B
 from m5ops.data.schema import day_date
@@ -30,37 +30,50 @@ def home(tmp_path_factory) -> str:
     return str(home)
 
 
-def day_ticks(fig) -> pd.DatetimeIndex:
-    """The x ticks of the figure's axes as days, after checking each is labelled as a day."""
-    axes = fig.axes[0]
+def day_ticks(chart) -> pd.DatetimeIndex:
+    """The x ticks of the chart's axes as days, after checking each is labelled as a day."""
+    axes = chart.figure.axes[0]
     labels = [t.get_text() for t in axes.get_xticklabels()]
     assert labels and all(DAY_LABEL.match(label) for label in labels), labels
     return pd.DatetimeIndex(matplotlib.dates.num2date(axes.get_xticks())).tz_localize(None)
 
 
-def png_of(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")  # what the inline backend does
-    return buffer.getvalue()
+def png_of(chart) -> bytes:
+    """What IPython puts in the notebook for the chart: its PNG, and its text stand-in."""
+    data, _ = DisplayFormatter().format(chart)
+    assert data["text/plain"].startswith("<chart: "), data
+    return data["image/png"]
 
 
 def test_metric_history_ticks_are_days_of_the_history(home):
     history = figures.metrics_history(home)
-    fig = figures.plot_metric_history(home, "wrmsse")
-    ticks = day_ticks(fig)
+    chart = figures.plot_metric_history(home, "wrmsse")
+    ticks = day_ticks(chart)
     dates = pd.DatetimeIndex(history["date"].unique())
     assert set(ticks) <= set(dates) and len(ticks) <= figures.TICKS
-    assert {line.get_label() for line in fig.axes[0].get_lines()} == {"naive", "avg"}
-    assert png_of(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {line.get_label() for line in chart.figure.axes[0].get_lines()} == {"naive", "avg"}
+    assert png_of(chart)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_issue_chart_spans_the_actuals_and_the_28_forecast_days_at_most_eight_day_ticks(home):
     issues = figures.todays_issues(home)
-    fig = figures.plot_issue(home, issues)
-    ticks = day_ticks(fig)
+    chart = figures.plot_issue(home, issues)
+    ticks = day_ticks(chart)
     today = issues[0].issue_day
     assert len(ticks) <= figures.TICKS and ticks.max() <= day_date(today + 28)
-    forecast_days = [pd.DatetimeIndex(line.get_xdata()) for line in fig.axes[0].get_lines()
+    forecast_days = [pd.DatetimeIndex(line.get_xdata()) for line in chart.figure.axes[0].get_lines()
                      if line.get_label().startswith(("naive", "avg"))]  # not the actuals, nor today's mark
     assert len(forecast_days) == 2 and all(d.max() == day_date(today + 28) for d in forecast_days)
-    assert png_of(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png_of(chart)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_chart_fits_its_fixed_margins(home):
+    """Drawn once, uncropped: the labels, ticks, title and legend must lie within the figure."""
+    issues = figures.todays_issues(home)
+    charts = [figures.plot_metric_history(home, "wrmsse"), figures.plot_issue(home, issues)]
+    for chart in charts:
+        figure = chart.figure
+        figure.canvas.draw()
+        drawn = figure.get_tightbbox(figure.canvas.get_renderer())  # inches
+        width, height = figure.get_size_inches()
+        assert drawn.x0 >= 0 and drawn.y0 >= 0 and drawn.x1 <= width and drawn.y1 <= height, (chart, drawn, width)

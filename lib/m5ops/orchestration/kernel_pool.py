@@ -106,7 +106,7 @@ def _warm_charts() -> None:
     axes.plot([0, 1], [0, 1], label="warm-up")
     axes.set_title("warm-up")
     axes.legend()
-    figure.savefig(io.BytesIO(), format="png", bbox_inches="tight")
+    figure.savefig(io.BytesIO(), format="png")  # as `figures.Chart` draws
 
 
 def _warm_first_calls() -> None:

@@ -1,8 +1,11 @@
 """Tables and static charts for the task notebooks (the dashboard has its own, interactive ones)."""
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+import io
+
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from m5ops.data.arrival import Arrival
 from m5ops.data.schema import RECENT_DAYS, day_date, day_label
@@ -12,6 +15,9 @@ from m5ops.pipeline.tasks import metrics_history
 from m5ops.stores.ledger import ForecastLedger, Issue
 
 TICKS = 8  # day ticks at most on a chart's date axis
+# the margins around a chart's axes, in inches: tick labels and the axis label (left), day ticks
+# (bottom), a title (top); fixed, so that a chart is drawn once, not once more to find its bounding box
+MARGINS = {"left": 0.85, "right": 0.2, "bottom": 0.45, "top": 0.15, "title": 0.3}
 
 
 def arrival_table(arrival: Arrival) -> pd.DataFrame:
@@ -31,14 +37,14 @@ def plot_recent_totals(home: str, arrival: Arrival):
     data = WorkspaceData.open(home)
     first = max(data.store.first_day(), arrival.day - RECENT_DAYS)
     sales, _ = data.store.read_matrix(first, arrival.day)
-    fig, ax = plt.subplots(figsize=(9, 3))
+    fig, ax = _axes(9, 3)
     dates = day_date(range(first, arrival.day + 1))
     ax.plot(dates, sales.sum(axis=0), color="#4477aa")
     ax.scatter([arrival.date], [arrival.sales.sum()], color="#cc3311", zorder=3, label=f"new day ({arrival.source})")
     ax.set_ylabel("units, all series")
     ax.legend(loc="upper left")
     _day_ticks(ax, dates)
-    return _shown_once(fig)
+    return Chart(fig, f"total sales up to {day_label(arrival.day)}")
 
 
 def split_table(home: str) -> pd.DataFrame:
@@ -60,24 +66,26 @@ def plot_importance(trained: TrainedVersion, top: int = 20):
     importance = trained.model.feature_importance()
     if importance is None or len(importance) == 0:
         return f"{trained.model.kind} has no feature importance"
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
     importance.sort_values().tail(top).plot.barh(ax=ax, color="#4477aa")
     ax.set_xlabel("gain")
-    return _shown_once(fig)
+    # feature names of any length on the left: cropped to what is drawn, a second draw once a week
+    return Chart(fig, f"{trained.model.kind} feature importance", crop=True)
 
 
 def plot_fit(home: str, trained: TrainedVersion):
     """Actual against fitted total units over the last four training weeks."""
     data = WorkspaceData.open(home)
     totals = in_sample_fit(data, trained.model, trained.record["cutoff_day"])
-    fig, ax = plt.subplots(figsize=(9, 3))
+    fig, ax = _axes(9, 3, title=True)
     for column, color, style in (("actual", "#4477aa", "-"), ("fitted", "#cc3311", "--")):
         ax.plot(totals.index, totals[column], color=color, linestyle=style, label=column)
     ax.set_ylabel("units, all series")
     ax.set_title(f"{trained.model.kind}: fit on the last 28 training days")
     ax.legend(loc="upper left")
     _day_ticks(ax, totals.index)
-    return _shown_once(fig)
+    return Chart(fig, f"{trained.model.kind} fit on the last 28 training days")
 
 
 def plot_metric_history(home: str, metric: str):
@@ -86,13 +94,13 @@ def plot_metric_history(home: str, metric: str):
     if history.empty:
         return "no metrics yet"
     chosen = history[history["metric"] == metric].pivot_table(index="date", columns="model", values="value")
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    fig, ax = _axes(9, 3.5)
     for model in chosen.columns:
         ax.plot(chosen.index, chosen[model], marker="o", markersize=3, label=model)
     ax.set_ylabel(metric)
     ax.legend(loc="upper left", fontsize=8)
     _day_ticks(ax, chosen.index)
-    return _shown_once(fig)
+    return Chart(fig, f"{metric} history")
 
 
 def todays_issues(home: str) -> list[Issue]:
@@ -132,7 +140,7 @@ def plot_issue(home: str, issues: list[Issue]):
     first = max(data.store.first_day(), today - RECENT_DAYS + 1)
     sales, _ = data.store.read_matrix(first, today)
     serving = serving_model_name(data.workspace)
-    fig, ax = plt.subplots(figsize=(10, 3.5))
+    fig, ax = _axes(10, 3.5, title=True)
     days = day_date(range(first, today + 29))  # the actuals, then the 28 forecast days
     ax.plot(days[:today + 1 - first], sales.sum(axis=0), color="black", label="actual")
     for issue in issues:
@@ -145,7 +153,7 @@ def plot_issue(home: str, issues: list[Issue]):
     ax.set_title(f"forecasts issued on {day_label(today)} ({day_date(today).date()})")
     ax.legend(loc="upper left", fontsize=8)
     _day_ticks(ax, days)
-    return _shown_once(fig)
+    return Chart(fig, f"forecasts issued on {day_label(today)}")
 
 
 def _day_ticks(ax, dates) -> None:
@@ -160,11 +168,36 @@ def _day_ticks(ax, dates) -> None:
         ax.set_xticks(dates[::step], [d.strftime("%d %b") for d in dates[::step]])
 
 
-def _shown_once(fig):
-    """Close the figure so Jupyter shows it once, as the cell's value, not again at cell end.
+def _axes(width: float, height: float, title: bool = False):
+    """A figure of ``width`` x ``height`` inches and its axes, within the fixed ``MARGINS``."""
+    fig = Figure(figsize=(width, height))
+    top = MARGINS["top"] + (MARGINS["title"] if title else 0.0)
+    fig.subplots_adjust(left=MARGINS["left"] / width, right=1 - MARGINS["right"] / width,
+                        bottom=MARGINS["bottom"] / height, top=1 - top / height)
+    return fig, fig.subplots()
 
-    No ``tight_layout``: the inline backend's ``bbox_inches="tight"`` already crops to what is
-    drawn, and the layout pass cost another draw.
+
+class Chart:
+    """A chart a notebook shows as a PNG, drawn once when shown.
+
+    A bare ``Figure``, not pyplot's: nothing is left open for Jupyter's inline backend to show
+    again at the cell's end, and no backend's defaults apply. The inline backend crops every
+    figure to its bounding box, which costs a draw of its own (a third of a chart's time);
+    these charts have fixed margins instead (``crop``: for one whose left margin depends on
+    its labels).
     """
-    plt.close(fig)
-    return fig
+
+    def __init__(self, figure: Figure, description: str, crop: bool = False):
+        self.figure, self.description, self.crop = figure, description, crop
+        FigureCanvasAgg(self.figure)  # drawn by Agg from the start: savefig would switch canvases at each draw
+
+    def png(self) -> bytes:
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", bbox_inches="tight" if self.crop else None)
+        return buffer.getvalue()
+
+    def _repr_png_(self) -> bytes:
+        return self.png()
+
+    def __repr__(self) -> str:
+        return f"<chart: {self.description}>"
