@@ -93,20 +93,17 @@ def _freeze_imported_objects() -> None:
 
 
 def _warm_charts() -> None:
-    """Render one small chart off-screen: a kernel's first chart also loads fonts and the renderer.
-
-    A bare ``Figure`` (not pyplot's): nothing is left open or shown to the run.
-    """
-    import io
-
+    """Draw one small chart as the notebooks' charts are drawn: a kernel's first also loads fonts and the renderer."""
     from matplotlib.figure import Figure
+
+    from m5ops.pipeline.figures import Chart
 
     figure = Figure(figsize=(2, 1))
     axes = figure.subplots()
     axes.plot([0, 1], [0, 1], label="warm-up")
     axes.set_title("warm-up")
     axes.legend()
-    figure.savefig(io.BytesIO(), format="png")  # as `figures.Chart` draws
+    Chart(figure, "warm-up").png()
 
 
 def _warm_first_calls() -> None:
