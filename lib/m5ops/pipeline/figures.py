@@ -66,8 +66,7 @@ def plot_importance(trained: TrainedVersion, top: int = 20):
     importance = trained.model.feature_importance()
     if importance is None or len(importance) == 0:
         return f"{trained.model.kind} has no feature importance"
-    fig = Figure(figsize=(7, 5))
-    ax = fig.subplots()
+    fig, ax = _axes(7, 5)
     importance.sort_values().tail(top).plot.barh(ax=ax, color="#4477aa")
     ax.set_xlabel("gain")
     # feature names of any length on the left: cropped to what is drawn, a second draw once a week
@@ -196,8 +195,7 @@ class Chart:
         self.figure.savefig(buffer, format="png", bbox_inches="tight" if self.crop else None)
         return buffer.getvalue()
 
-    def _repr_png_(self) -> bytes:
-        return self.png()
+    _repr_png_ = png  # what IPython calls to show it
 
     def __repr__(self) -> str:
         return f"<chart: {self.description}>"
