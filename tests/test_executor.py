@@ -68,6 +68,7 @@ def test_the_output_notebook_is_written_at_each_cells_end_not_at_its_start(tmp_p
                                                            "display_name": "Python 3"}})
     nb.cells = [nbformat.v4.new_code_cell('home = ""\nrun_id = ""', metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("print('first cell ran')"),
+                nbformat.v4.new_markdown_cell("a markdown cell: nothing of its own to write"),
                 nbformat.v4.new_code_cell("import json\non_disk = json.load(open(home))\n"
                                           "print(json.dumps([c['metadata']['papermill']['status'] for c in on_disk['cells']]))")]
     nbformat.write(nb, source)
@@ -77,7 +78,17 @@ def test_the_output_notebook_is_written_at_each_cells_end_not_at_its_start(tmp_p
     assert result.status == "succeeded", result.error
     executed = nbformat.read(output, as_version=4)
     seen = json.loads(executed.cells[-1].outputs[0]["text"])
-    # parameters, injected parameters, the first cell: written as each ended; this one's start was not written
-    assert seen == ["completed", "completed", "completed", "pending"]
+    # parameters, injected parameters, the first cell: written as each ended; the markdown cell's end
+    # was not written by itself (it would have been with a code cell after it), nor this one's start
+    assert seen == ["completed", "completed", "completed", "pending", "pending"]
     assert "first cell ran" in executed.cells[2].outputs[0]["text"]
-    assert [c.metadata.papermill["status"] for c in executed.cells] == ["completed"] * 4  # the final write
+    assert [c.metadata.papermill["status"] for c in executed.cells] == ["completed"] * 5  # the final write
+
+
+def test_the_process_that_forks_runs_compiles_nbformats_validator_once_for_them():
+    # a forked run that compiled it itself paid ~0.1 s every time and threw the result away
+    code = ("import nbformat.validator as v\nfrom m5ops.orchestration import executor\n"
+            "before = len(v.validators)\nexecutor.compile_notebook_validator()\nprint(before, len(v.validators))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    before, after = map(int, out.stdout.split())
+    assert before == 0 and after >= 1

@@ -125,6 +125,7 @@ def warm_kernels(spares: int, niceness: int = 0):
         raise RuntimeError("warm_kernels is already active in this process: one pool per process")
     pool = KernelPool(spares, niceness=niceness, cwd=NOTEBOOKS_DIR).start()
     _POOL = pool
+    compile_notebook_validator()
     log.info("keeping %d warm kernel(s) at niceness +%d", spares, niceness)
     try:
         yield pool
@@ -144,8 +145,21 @@ def keep_warm_kernels(spares: int, niceness: int = 0) -> KernelPool:
         if _POOL is None:
             _POOL = KernelPool(spares, niceness=niceness, cwd=NOTEBOOKS_DIR).start()
             atexit.register(_POOL.shutdown)
+            compile_notebook_validator()
             log.info("keeping %d warm kernel(s) at niceness +%d in this process (%d)", spares, niceness, os.getpid())
         return _POOL
+
+
+def compile_notebook_validator() -> None:
+    """Read and write a task notebook as Papermill does, so that forked runs inherit nbformat's validator.
+
+    nbformat compiles its JSON-schema validator on first use (about 0.1 s). A forked run that
+    compiles it pays that every time and throws the result away with its process; compiled once
+    here, in the process that forks them, every run starts with it.
+    """
+    from papermill.iorw import load_notebook_node
+
+    nbformat.writes(load_notebook_node(str(NOTEBOOKS_DIR / TASKS["evaluate"].notebook)))
 
 
 @dataclass

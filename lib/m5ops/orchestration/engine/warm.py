@@ -13,8 +13,9 @@ is Papermill's ``NBClientEngine`` with two differences:
   jupyter_client's fixed 0.2 s flush of IOPub.
 - Saves: Papermill writes the output notebook at the start, at each cell's start and end, at the
   end, and once more in ``execute_notebook`` (2N+3 writes). Here: at the start (a run killed at
-  once still leaves its notebook), at each cell's end (a run killed later keeps what ran), and
-  once at the end by ``execute_notebook`` itself (N+2). Long cells still autosave every 30 s.
+  once still leaves its notebook), at each code cell's end (a run killed later keeps what ran),
+  and once at the end by ``execute_notebook`` itself (C+2 for C code cells). Long cells still
+  autosave every 30 s.
 """
 from __future__ import annotations
 
@@ -115,6 +116,15 @@ class FewerSaves(NotebookExecutionManager):
         self._saving = False
         try:
             super().cell_start(cell, cell_index, **kwargs)
+        finally:
+            self._saving = True
+
+    @catch_nb_assignment
+    def cell_complete(self, cell, cell_index=None, **kwargs):
+        """Mark the cell done; written only after a code cell (a markdown cell adds nothing to keep)."""
+        self._saving = cell.cell_type == "code"
+        try:
+            super().cell_complete(cell, cell_index, **kwargs)
         finally:
             self._saving = True
 
