@@ -145,6 +145,17 @@ def test_runs_back_to_back_find_no_kernel_warming_beside_them_and_the_pool_refil
         assert pool.wait_full(120) and len(pool.pids()) == 3
 
 
+def test_a_kernel_discarded_off_the_runs_path_dies_and_is_reaped():
+    pool = KernelPool(1).start()
+    try:
+        assert pool.wait_full(120)
+        kernel = pool.take()
+        assert kernel.discard_soon() == [kernel.pid] and gone([kernel.pid])
+    finally:
+        pool.shutdown()
+    assert not psutil.pid_exists(kernel.pid)  # reaped too: not even a zombie is left
+
+
 def test_a_timeout_kills_the_warm_kernel_it_used_and_keeps_the_notebook(task, tmp_path):
     pid_file = tmp_path / "kernel.pid"
     name = task("hangs", f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nprint('before the hang')",
@@ -188,7 +199,7 @@ def test_spare_kernels_die_with_a_sigkilled_pool_process(tmp_path):
         assert len(kernels) == 2 and all(alive(pid) for pid in kernels)
         holder.kill()
         holder.wait(10)
-        assert gone(kernels, 3.0)  # by the parent-death signal armed in preload, or else ipykernel's poller
+        assert gone(kernels, 3.0)  # by the parent-death signal armed before exec, or else ipykernel's poller
     finally:
         holder.kill()
 

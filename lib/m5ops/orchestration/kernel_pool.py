@@ -12,7 +12,7 @@ run only ``preload`` (imports, no run's code), a taken kernel never returns to t
 spare found dead (OOM-killed, a port clash at start) is replaced, never handed out.
 
 The kernels are children of the process holding the pool (the runner), not of the forked task
-process that uses one: a kernel dies with that process (``preload`` arms the parent-death
+process that uses one: a kernel dies with that process (its parent-death signal is armed before it
 signal), and the executor kills a run's kernel itself at its timeout or when the run is ended. The filler threads run at the
 pool's niceness, which every kernel it starts inherits (Linux niceness is per thread).
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 from jupyter_client import KernelManager
 
-from m5ops.orchestration.processes import kill_tree
+from m5ops.orchestration.processes import dies_with_this_thread, kill_all, kill_tree, signal_tree
 
 log = logging.getLogger("m5ops.executor")
 KERNEL_NAME = "python3"
@@ -49,18 +49,9 @@ PRELOAD = ("m5ops.pipeline.figures", "m5ops.pipeline.tasks", "lightgbm", "sklear
 
 
 def preload() -> None:
-    """In a spare kernel, at its start: die with the pool's process, import what the notebooks import.
-
-    The parent-death signal is sent when the pool's filler thread that started the kernel ends:
-    with the process (even on SIGKILL), or at the pool's shutdown, which kills its kernels anyway.
-    """
+    """In a spare kernel, at its start: import what the notebooks import, and pay their first calls."""
     import importlib
 
-    from m5ops.orchestration.processes import die_with_parent
-
-    parent = os.environ.get("JPY_PARENT_PID")  # set by jupyter_client for the kernels it starts
-    if parent and die_with_parent() and str(os.getppid()) != parent:
-        os._exit(1)  # the pool's process died before the signal was armed
     for module in PRELOAD:
         try:
             importlib.import_module(module)
@@ -186,7 +177,25 @@ class WarmKernel:
 
     def discard(self) -> list[int]:
         """Kill the kernel (and anything it started), reap it, remove its connection file; the pids killed."""
-        killed = kill_tree(self.pid)
+        return self._reap(signal_tree(self.pid))
+
+    def discard_soon(self) -> list[int]:
+        """``discard``, with only the kill on the caller's path; the pids killed.
+
+        A kernel that held a run's data takes 20-40 ms to go after its SIGKILL: the caller (a
+        run that just ended) goes on at once, and a thread of this process waits for the
+        kernel, reaps it and cleans up after it (``wait_for_discards`` waits for those threads).
+        """
+        tree = signal_tree(self.pid)
+        reaper = threading.Thread(target=self._reap, args=(tree,), name=f"m5ops-reap-{self.pid}", daemon=True)
+        with _REAPERS_LOCK:
+            _REAPERS.add(reaper)
+        reaper.start()
+        return [process.pid for process in tree]
+
+    def _reap(self, tree: list[psutil.Process]) -> list[int]:
+        """Wait for the signalled ``tree`` to go, remove the connection file, tell the pool; the pids."""
+        killed = kill_all(tree)
         try:
             self.manager.cleanup_resources()
         except Exception as exc:  # a connection file already gone, say: logged, the kernel is dead anyway
@@ -194,7 +203,22 @@ class WarmKernel:
         if self.on_discard is not None:
             self.on_discard()
             self.on_discard = None
+        with _REAPERS_LOCK:
+            _REAPERS.discard(threading.current_thread())
         return killed
+
+
+_REAPERS: set[threading.Thread] = set()  # threads of ``discard_soon`` still waiting for their kernel
+_REAPERS_LOCK = threading.Lock()
+
+
+def wait_for_discards(timeout_s: float = 10.0) -> None:
+    """Return once every kernel discarded by ``discard_soon`` is gone and reaped (or ``timeout_s`` passed)."""
+    deadline = time.monotonic() + timeout_s
+    with _REAPERS_LOCK:
+        reapers = list(_REAPERS)
+    for reaper in reapers:
+        reaper.join(max(0.0, deadline - time.monotonic()))
 
 
 class KernelPool:
@@ -291,6 +315,7 @@ class KernelPool:
             killed += kill_tree(kernel.pid)  # its filler sees it die and cleans up after it
         for thread in self._threads:
             thread.join()
+        wait_for_discards()  # the kernels of the last runs too
         return killed
 
     # -- in the filler thread --------------------------------------------------------------
@@ -326,7 +351,9 @@ class KernelPool:
     def _start_one(self) -> WarmKernel | None:
         """Start a kernel and wait until it has imported ``PRELOAD``; None if it died or the pool closed."""
         manager = KernelManager(kernel_name=self.kernel_name)
-        manager.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS), cwd=self.cwd)
+        # the parent-death signal, armed before the kernel's interpreter starts: sent when this filler
+        # thread ends, with the pool's process (even on SIGKILL) or at its shutdown (which kills them anyway)
+        manager.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS), cwd=self.cwd, preexec_fn=dies_with_this_thread())
         kernel = WarmKernel(manager, manager.provisioner.process.pid)
         with self._changed:
             self._starting.append(kernel)
