@@ -19,9 +19,11 @@ it was before), and as the **task functions called directly** in this process (`
 in order, then the trainings due). Papermill and the task modules are imported once, before
 any timing, as in the long-lived runner; the runner path runs at niceness 0 here, like the
 direct one. The fixed cost per notebook is measured on its own: a notebook that only imports
-``m5ops`` (what a task notebook does before its task), on a fresh kernel and on a warm one.
-Targets: fixed cost per task notebook on a warm kernel <= 0.3 s; tick ratio (warm / direct)
-<= 1.3.
+``m5ops`` (what a task notebook does before its task), on a fresh kernel and on a warm one; and
+for the tick's real task notebooks, as each run's time outside its cells (run record minus
+the cells' durations in the executed notebook). Targets: fixed cost per task notebook on a warm
+kernel <= 0.3 s; tick ratio (warm / direct) <= 1.3, printed against the task functions alone
+and against the task functions with the tables and charts their notebooks show.
 
 ``demo``: a real runner process in demo mode (``--day-seconds 20``, its default niceness 10 and
 lanes) on a copy of the same workspace; each scheduled tick's time, from its arrival's start to
@@ -176,9 +178,16 @@ def runner_tick(home: Path, pool=None) -> dict:
     bad = [r["id"] for r in runs if r["status"] != "succeeded"]
     if bad:
         raise RuntimeError(f"runner tick had failed runs {bad}; see {home}/logs")
-    steps = {r["task"] + (f"-{r['model']}" if r["model"] else ""): seconds_between(r["started_at"], r["finished_at"])
-             for r in runs}
-    return {"total_s": total, "notebooks": len(runs), "steps": steps, "refill_s": refill}
+    label = lambda r: r["task"] + (f"-{r['model']}" if r["model"] else "")  # noqa: E731
+    steps = {label(r): seconds_between(r["started_at"], r["finished_at"]) for r in runs}
+    outside = {label(r): steps[label(r)] - _cells_seconds(Path(r["output"])) for r in runs}
+    return {"total_s": total, "notebooks": len(runs), "steps": steps, "outside_cells": outside, "refill_s": refill}
+
+
+def _cells_seconds(notebook: Path) -> float:
+    """The sum of an executed notebook's cell durations (Papermill's metadata): its run's time in its cells."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return sum(cell["metadata"].get("papermill", {}).get("duration") or 0.0 for cell in cells)
 
 
 def direct_tick(home: Path) -> dict:
@@ -280,13 +289,17 @@ def bench_tick(source: Path | None, scratch: Path, ticks_wanted: int, quick: boo
             else:  # no pool in this process: each run starts its kernel
                 done[way] = direct_tick(scratch / way) if way == "direct" else runner_tick(scratch / way)
         warm, fresh, direct = done["warm"], done["fresh"], done["direct"]
+        charts = sum(direct["charts"].values())
         ticks.append({"tick": i, "warm_s": warm["total_s"], "fresh_s": fresh["total_s"], "direct_s": direct["total_s"],
-                      "charts_s": sum(direct["charts"].values()), "notebooks": warm["notebooks"],
+                      "charts_s": charts, "notebooks": warm["notebooks"],
                       "ratio_warm": warm["total_s"] / direct["total_s"], "ratio_fresh": fresh["total_s"] / direct["total_s"],
+                      "ratio_warm_with_charts": warm["total_s"] / (direct["total_s"] + charts),
+                      "outside_cells_s": statistics.median(warm["outside_cells"].values()),
                       "extra_per_notebook_warm_s": (warm["total_s"] - direct["total_s"]) / warm["notebooks"],
                       "extra_per_notebook_fresh_s": (fresh["total_s"] - direct["total_s"]) / fresh["notebooks"],
                       "refill_s": warm["refill_s"], "warm_steps": warm["steps"], "direct_steps": direct["steps"]})
-        print_table([{"step": step, "warm_s": seconds, "fresh_s": fresh["steps"].get(step, float("nan")),
+        print_table([{"step": step, "warm_s": seconds, "warm_outside_cells_s": warm["outside_cells"][step],
+                      "fresh_s": fresh["steps"].get(step, float("nan")),
                       "direct_s": direct["steps"].get(step, float("nan")),
                       "its_charts_s": direct["charts"].get(step, float("nan"))}
                      for step, seconds in warm["steps"].items()],
@@ -296,6 +309,8 @@ def bench_tick(source: Path | None, scratch: Path, ticks_wanted: int, quick: boo
                           f" the pool refilled in {warm['refill_s']:.1f} s before it")
     med = lambda key: statistics.median(t[key] for t in ticks)  # noqa: E731
     summary = {"median_ratio": med("ratio_warm"), "median_ratio_fresh": med("ratio_fresh"),
+               "median_ratio_with_charts": med("ratio_warm_with_charts"),
+               "median_outside_cells_s": med("outside_cells_s"),
                "median_warm_s": med("warm_s"), "median_fresh_s": med("fresh_s"), "median_direct_s": med("direct_s"),
                "median_extra_per_notebook_s": med("extra_per_notebook_warm_s"),
                "median_extra_per_notebook_fresh_s": med("extra_per_notebook_fresh_s"),
@@ -308,8 +323,13 @@ def bench_tick(source: Path | None, scratch: Path, ticks_wanted: int, quick: boo
           f" import ({costs['papermill_import_s']:.2f} s) is paid once per runner", flush=True)
     print(f"{verdict(costs['warm_imports_s'] <= 0.3)} fixed cost per task notebook on a warm kernel"
           f" {costs['warm_imports_s']:.3f} s (target <= 0.3 s; a fresh kernel: {costs['fresh_imports_s']:.2f} s)")
-    print(f"{verdict(summary['median_ratio'] <= 1.3)} steady-state tick through the runner / direct"
-          f" {summary['median_ratio']:.2f} (target <= 1.3; fresh kernels: {summary['median_ratio_fresh']:.2f})")
+    print(f"     a task notebook's run outside its cells (fork, kernel handover, saves, discard): median"
+          f" {summary['median_outside_cells_s']:.3f} s")
+    print(f"{verdict(summary['median_ratio'] <= 1.3)} steady-state tick through the runner / the task functions"
+          f" called directly {summary['median_ratio']:.2f} (target <= 1.3; fresh kernels: {summary['median_ratio_fresh']:.2f})")
+    print(f"{verdict(summary['median_ratio_with_charts'] <= 1.3)} steady-state tick through the runner / the task"
+          f" functions and the tables and charts their notebooks show, called directly"
+          f" {summary['median_ratio_with_charts']:.2f} (target <= 1.3)")
     return {"fixed_costs": costs, "ticks": ticks, "summary": summary}
 
 
