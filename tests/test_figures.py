@@ -77,3 +77,9 @@ def test_every_chart_fits_its_fixed_margins(home):
         drawn = figure.get_tightbbox(figure.canvas.get_renderer())  # inches
         width, height = figure.get_size_inches()
         assert drawn.x0 >= 0 and drawn.y0 >= 0 and drawn.x1 <= width and drawn.y1 <= height, (chart, drawn, width)
+        axes = figure.axes[0]
+        legend = axes.get_legend().get_window_extent()  # pixels, as the axes' box below
+        assert legend.y0 >= axes.get_window_extent().y1 - 1, chart  # above the axes: it hides no line
+        if figure.get_suptitle():
+            title = figure.texts[0].get_window_extent()  # the title's band, above the legend's rows
+            assert title.y0 >= legend.y1 - 1, chart

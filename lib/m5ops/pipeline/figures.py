@@ -21,6 +21,9 @@ PNG_OPTIONS = {"compress_level": 1}
 # the margins around a chart's axes, in inches: tick labels and the axis label (left), day ticks
 # (bottom), a title (top); fixed, so that a chart is drawn once, not once more to find its bounding box
 MARGINS = {"left": 0.85, "right": 0.2, "bottom": 0.45, "top": 0.15, "title": 0.3}
+# legends sit in rows above the axes, never over the lines: LEGEND_COLUMNS entries a row, LEGEND_ROW inches each
+LEGEND_COLUMNS = 5
+LEGEND_ROW = 0.22
 
 
 def arrival_table(arrival: Arrival) -> pd.DataFrame:
@@ -40,12 +43,12 @@ def plot_recent_totals(home: str, arrival: Arrival):
     data = WorkspaceData.open(home)
     first = max(data.store.first_day(), arrival.day - RECENT_DAYS)
     sales, _ = data.store.read_matrix(first, arrival.day)
-    fig, ax = _axes(9, 3)
+    fig, ax = _axes(9, 3, legend_entries=2)
     dates = day_date(range(first, arrival.day + 1))
-    ax.plot(dates, sales.sum(axis=0), color="#4477aa")
+    ax.plot(dates, sales.sum(axis=0), color="#4477aa", label="total units")
     ax.scatter([arrival.date], [arrival.sales.sum()], color="#cc3311", zorder=3, label=f"new day ({arrival.source})")
     ax.set_ylabel("units, all series")
-    ax.legend(loc="upper left")
+    _legend_above(ax)
     _day_ticks(ax, dates)
     return Chart(fig, f"total sales up to {day_label(arrival.day)}")
 
@@ -80,12 +83,12 @@ def plot_fit(home: str, trained: TrainedVersion):
     """Actual against fitted total units over the last four training weeks."""
     data = WorkspaceData.open(home)
     totals = in_sample_fit(data, trained.model, trained.record["cutoff_day"])
-    fig, ax = _axes(9, 3, title=True)
+    fig, ax = _axes(9, 3, title=True, legend_entries=2)
     for column, color, style in (("actual", "#4477aa", "-"), ("fitted", "#cc3311", "--")):
         ax.plot(totals.index, totals[column], color=color, linestyle=style, label=column)
     ax.set_ylabel("units, all series")
-    ax.set_title(f"{trained.model.kind}: fit on the last 28 training days")
-    ax.legend(loc="upper left")
+    _title(fig, f"{trained.model.kind}: fit on the last 28 training days")
+    _legend_above(ax)
     _day_ticks(ax, totals.index)
     return Chart(fig, f"{trained.model.kind} fit on the last 28 training days")
 
@@ -96,11 +99,11 @@ def plot_metric_history(home: str, metric: str):
     if history.empty:
         return "no metrics yet"
     chosen = history[history["metric"] == metric].pivot_table(index="date", columns="model", values="value")
-    fig, ax = _axes(9, 3.5)
+    fig, ax = _axes(9, 3.5, legend_entries=len(chosen.columns))
     for model in chosen.columns:
         ax.plot(chosen.index, chosen[model], marker="o", markersize=3, label=model)
     ax.set_ylabel(metric)
-    ax.legend(loc="upper left", fontsize=8)
+    _legend_above(ax)
     _day_ticks(ax, chosen.index)
     return Chart(fig, f"{metric} history")
 
@@ -142,7 +145,7 @@ def plot_issue(home: str, issues: list[Issue]):
     first = max(data.store.first_day(), today - RECENT_DAYS + 1)
     sales, _ = data.store.read_matrix(first, today)
     serving = serving_model_name(data.workspace)
-    fig, ax = _axes(10, 3.5, title=True)
+    fig, ax = _axes(10, 3.5, title=True, legend_entries=1 + len(issues))
     days = day_date(range(first, today + 29))  # the actuals, then the 28 forecast days
     ax.plot(days[:today + 1 - first], sales.sum(axis=0), color="black", label="actual")
     for issue in issues:
@@ -152,8 +155,8 @@ def plot_issue(home: str, issues: list[Issue]):
                 label=f"{issue.model} {issue.version}" + (" (serving)" if bold else ""))
     ax.axvline(day_date(today), color="#999999", linestyle=":")
     ax.set_ylabel("units, all series")
-    ax.set_title(f"forecasts issued on {day_label(today)} ({day_date(today).date()})")
-    ax.legend(loc="upper left", fontsize=8)
+    _title(fig, f"forecasts issued on {day_label(today)} ({day_date(today).date()})")
+    _legend_above(ax)
     _day_ticks(ax, days)
     return Chart(fig, f"forecasts issued on {day_label(today)}")
 
@@ -170,13 +173,29 @@ def _day_ticks(ax, dates) -> None:
         ax.set_xticks(dates[::step], [d.strftime("%d %b") for d in dates[::step]])
 
 
-def _axes(width: float, height: float, title: bool = False):
-    """A figure of ``width`` x ``height`` inches and its axes, within the fixed ``MARGINS``."""
+def _axes(width: float, height: float, title: bool = False, legend_entries: int = 0):
+    """A figure of ``width`` x ``height`` inches and its axes, within the fixed ``MARGINS``.
+
+    Above the axes, from the top: a band for the title (``title``), then the rows of a legend of
+    ``legend_entries`` entries (``_legend_above``).
+    """
     fig = Figure(figsize=(width, height))
-    top = MARGINS["top"] + (MARGINS["title"] if title else 0.0)
+    rows = -(-legend_entries // LEGEND_COLUMNS)
+    top = MARGINS["top"] + (MARGINS["title"] if title else 0.0) + rows * LEGEND_ROW
     fig.subplots_adjust(left=MARGINS["left"] / width, right=1 - MARGINS["right"] / width,
                         bottom=MARGINS["bottom"] / height, top=1 - top / height)
     return fig, fig.subplots()
+
+
+def _title(fig: Figure, text: str) -> None:
+    """The chart's title, in the band at the top of the figure (above the legend's rows)."""
+    fig.suptitle(text, y=1 - MARGINS["top"] / fig.get_size_inches()[1], va="top", fontsize=12)
+
+
+def _legend_above(ax) -> None:
+    """The legend in rows just above the axes (the room ``_axes`` left for it): it never hides a line."""
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=LEGEND_COLUMNS, frameon=False, fontsize=8,
+              borderaxespad=0.1, handlelength=1.5, columnspacing=1.2)
 
 
 class Chart:
