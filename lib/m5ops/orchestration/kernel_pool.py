@@ -12,9 +12,10 @@ run only ``preload`` (imports, no run's code), a taken kernel never returns to t
 spare found dead (OOM-killed, a port clash at start) is replaced, never handed out.
 
 The kernels are children of the process holding the pool (the runner), not of the forked task
-process that uses one: a kernel dies with that process (its parent-death signal is armed before it
-signal), and the executor kills a run's kernel itself at its timeout or when the run is ended. The filler threads run at the
-pool's niceness, which every kernel it starts inherits (Linux niceness is per thread).
+process that uses one: a kernel dies with that process (its parent-death signal is armed before
+its interpreter starts), and the executor kills a run's kernel itself at its timeout or when the
+run is ended. The filler threads run at the pool's niceness, which every kernel it starts
+inherits (Linux niceness is per thread).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from pathlib import Path
 import psutil
 from jupyter_client import KernelManager
 
-from m5ops.orchestration.processes import dies_with_this_thread, kill_all, kill_tree, signal_tree
+from m5ops.orchestration.processes import dies_with_this_thread, kill_tree, signal_tree, wait_gone
 
 log = logging.getLogger("m5ops.executor")
 KERNEL_NAME = "python3"
@@ -195,7 +196,7 @@ class WarmKernel:
 
     def _reap(self, tree: list[psutil.Process]) -> list[int]:
         """Wait for the signalled ``tree`` to go, remove the connection file, tell the pool; the pids."""
-        killed = kill_all(tree)
+        killed = wait_gone(tree)
         try:
             self.manager.cleanup_resources()
         except Exception as exc:  # a connection file already gone, say: logged, the kernel is dead anyway

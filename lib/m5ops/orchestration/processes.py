@@ -15,7 +15,7 @@ _PR_SET_PDEATHSIG = 1
 
 def kill_tree(pid: int, grace_s: float = KILL_GRACE_S) -> list[int]:
     """SIGKILL a process and every process below it (a task's kernel), if any is left; their pids."""
-    return kill_all(signal_tree(pid), grace_s)
+    return wait_gone(signal_tree(pid), grace_s)
 
 
 def signal_tree(pid: int) -> list[psutil.Process]:
@@ -34,12 +34,17 @@ def signal_tree(pid: int) -> list[psutil.Process]:
 
 
 def kill_all(processes: list[psutil.Process], grace_s: float = KILL_GRACE_S) -> list[int]:
-    """SIGKILL every one of ``processes`` and wait for them (reaping those that are our children); their pids."""
+    """SIGKILL every one of ``processes`` and wait for them; their pids."""
     for process in processes:
         try:
             process.send_signal(signal.SIGKILL)
         except psutil.NoSuchProcess:
             pass
+    return wait_gone(processes, grace_s)
+
+
+def wait_gone(processes: list[psutil.Process], grace_s: float = KILL_GRACE_S) -> list[int]:
+    """Wait up to ``grace_s`` for signalled ``processes`` to go (reaping those that are our children); their pids."""
     psutil.wait_procs(processes, timeout=grace_s)
     return [process.pid for process in processes]
 
