@@ -207,7 +207,8 @@ def direct_tick(home: Path) -> dict:
     work = SimpleNamespace(workspace=Workspace(home))  # what the in-process steps read
     shows = {"simulate_day": lambda a: [figures.arrival_table(a), figures.arrival_factors(a),
                                         figures.plot_recent_totals(home_s, a), figures.split_table(home_s)],
-             "evaluate": lambda _: [figures.plot_metric_history(home_s, m) for m in ("wrmsse", "mae")],
+             "evaluate": lambda _: [figures.drift_table(home_s),
+                                    *(figures.plot_metric_history(home_s, m) for m in ("wrmsse", "mae"))],
              "issue_forecast": lambda _: _issue_shows(figures, home_s),
              "train": lambda t: [figures.version_table(t), figures.plot_importance(t), figures.plot_fit(home_s, t)]}
     steps, charts, total = {}, {}, 0.0

@@ -83,3 +83,10 @@ def test_every_chart_fits_its_fixed_margins(home):
         if figure.get_suptitle():
             title = figure.texts[0].get_window_extent()  # the title's band, above the legend's rows
             assert title.y0 >= legend.y1 - 1, chart
+
+
+def test_the_drift_table_has_a_row_per_evaluated_model_with_its_target_psi_and_band(home):
+    table = figures.drift_table(home)
+    assert sorted(table["model"]) == ["avg", "naive"]
+    assert all(re.fullmatch(r"\d+\.\d{3} \((stable|moderate|significant)\)", text) for text in table["target_psi"])
+    assert not table.astype(str).apply(lambda column: column.str.contains("nan|inf")).any().any()

@@ -9,9 +9,11 @@ from matplotlib.figure import Figure
 
 from m5ops.data.arrival import Arrival
 from m5ops.data.schema import RECENT_DAYS, day_date, day_label
+from m5ops.pipeline.drift import drift_report
 from m5ops.pipeline.modeling import TrainedVersion, WorkspaceData, in_sample_fit
 from m5ops.pipeline.serving import serving_model_name
 from m5ops.pipeline.tasks import metrics_history
+from m5ops.stores.layout import Workspace
 from m5ops.stores.ledger import ForecastLedger, Issue
 
 TICKS = 8  # day ticks at most on a chart's date axis
@@ -106,6 +108,34 @@ def plot_metric_history(home: str, metric: str):
     _legend_above(ax)
     _day_ticks(ax, chosen.index)
     return Chart(fig, f"{metric} history")
+
+
+def drift_table(home: str) -> pd.DataFrame:
+    """Each model's latest drift in one row: the target's PSI, the most drifted feature, how many drift.
+
+    PSI bands: stable < 0.1, moderate 0.1-0.25, significant >= 0.25; "-" where a column had no
+    value to compare (too few rows on sale in one of the windows).
+    """
+    rows = []
+    for model, report in drift_report(Workspace(home)).items():
+        target = next((c for c in report["columns"] if c["target"]), None)
+        features = sorted((c for c in report["columns"] if not c["target"] and c["psi"] is not None),
+                          key=lambda c: -c["psi"])
+        rows.append({"model": model, "version": report["version"],
+                     "reference": f"{day_label(report['reference'][0])}..{day_label(report['reference'][1])}",
+                     "current": f"{day_label(report['current'][0])}..{day_label(report['current'][1])}",
+                     "target_psi": _psi_text(target), "most_drifted": (f"{features[0]['column']} {_psi_text(features[0])}"
+                                                                       if features else "-"),
+                     "significant": sum(c["band"] == "significant" for c in features),
+                     "moderate": sum(c["band"] == "moderate" for c in features), "features": len(features)})
+    return pd.DataFrame(rows)
+
+
+def _psi_text(column: dict | None) -> str:
+    """A drift row's PSI and band, as "0.031 (stable)", or "-" without a value."""
+    if column is None or column["psi"] is None:
+        return "-"
+    return f"{column['psi']:.3f} ({column['band']})"
 
 
 def todays_issues(home: str) -> list[Issue]:
