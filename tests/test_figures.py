@@ -9,8 +9,10 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 
 import browser as B
+from m5ops.data.arrival import Arrival
 from m5ops.data.schema import day_date
 from m5ops.pipeline import figures, tasks
+from m5ops.pipeline.modeling import TrainedVersion, WorkspaceData, load_current
 
 matplotlib.use("Agg")
 DAY_LABEL = re.compile(r"^\d\d [A-Z][a-z]{2}$")  # "14 Mar": a day, never "06 AM"
@@ -70,7 +72,14 @@ def test_the_issue_chart_spans_the_actuals_and_the_28_forecast_days_at_most_eigh
 def test_every_chart_fits_its_fixed_margins(home):
     """Drawn once, uncropped: the labels, ticks, title and legend must lie within the figure."""
     issues = figures.todays_issues(home)
-    charts = [figures.plot_metric_history(home, "wrmsse"), figures.plot_issue(home, issues)]
+    data = WorkspaceData.open(home)
+    today = data.split.today
+    sales, prices = data.store.read_matrix(today, today)
+    arrival = Arrival(today, "replay", sales[:, 0], prices[:, 0])  # the last day, as its arrival showed it
+    model, record = load_current(data, "naive")
+    charts = [figures.plot_metric_history(home, "wrmsse"), figures.plot_issue(home, issues),
+              figures.plot_recent_totals(home, arrival),
+              figures.plot_fit(home, TrainedVersion(model, record["id"], record))]
     for chart in charts:
         figure = chart.figure
         figure.canvas.draw()
