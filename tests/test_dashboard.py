@@ -360,3 +360,21 @@ def test_demo_starts_the_runner_and_the_dashboard_and_ctrl_c_stops_both(workspac
     assert "demo: stopped" in out and runs.heartbeat() is None  # the runner stopped cleanly
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+@pytest.mark.parametrize("models", [["lgb"], ["lgb", "naive"]])
+def test_the_target_psi_chart_draws_a_first_day_with_one_line_per_model(tmp_path, models):
+    # bqplot squeezes its arrays: one model on one day came out as a scalar (a TraitError on
+    # every refresh), several models on one day as a single line through all of them
+    from m5ops.dashboard.drift_panel import DriftPanel
+    from m5ops.stores.layout import Workspace
+
+    report = {name: {"version": "v1", "sim_day": 120, "reference": [1, 100], "current": [93, 120],
+                     "columns": [{"column": "sales", "kind": "numeric", "target": True, "psi": 0.02, "band": "stable",
+                                  "wasserstein": 0.1, "jensen_shannon": None, "n_reference": 50, "n_current": 20}],
+                     "target_history": [{"sim_day": 120, "version": "v1", "psi": 0.02 * (i + 1)}]}
+              for i, name in enumerate(models)}
+    panel = DriftPanel(Workspace(tmp_path))
+    panel.show(report)
+    assert np.atleast_2d(panel.lines.y).shape == (len(models), 2)  # one line a model (bqplot squeezes one to 1-D)
+    assert list(panel.lines.labels) == models

@@ -228,7 +228,7 @@ class MetricChart:
         names = [m for m in models if m in lines]
         with self.lines.hold_sync():
             if names:
-                self.lines.x, self.lines.y = _two_dimensional(dates, [lines[m] for m in names])
+                self.lines.x, self.lines.y = two_dimensional(dates, [lines[m] for m in names])
             else:
                 self.lines.x, self.lines.y = np.array([], dtype="datetime64[ns]"), []
             self.lines.labels = [f"{m} (deleted)" if m in self.deleted else m for m in names]
@@ -273,7 +273,7 @@ def _empty_text(metric: str, scope: str, models: list[str]) -> str:
             " (from the tick after the first issue)")
 
 
-def _two_dimensional(dates: np.ndarray, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def two_dimensional(dates: np.ndarray, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """x and a 2-D y that bqplot reads as one line per row.
 
     bqplot squeezes its arrays, so a single day would read as one line through every model:

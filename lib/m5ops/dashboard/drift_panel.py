@@ -14,6 +14,7 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
+from m5ops.dashboard.charts import two_dimensional
 from m5ops.dashboard.widgets import css
 from m5ops.data.schema import day_date, day_label
 from m5ops.evaluation.drift import SIGNIFICANT, STABLE
@@ -119,6 +120,8 @@ class DriftPanel:
 
     def _draw_chart(self) -> None:
         dates, values, names = psi_lines(self.report)
+        if len(dates):  # one row per model even on a single day (bqplot squeezes (1, 1) to a scalar)
+            dates, values = two_dimensional(dates, list(values))
         with self.lines.hold_sync():
             self.lines.x, self.lines.y, self.lines.labels = dates, values, names
         if len(dates):
