@@ -236,3 +236,20 @@ def seed_history(home: Path, days: int, every_days: int = 7, versions: bool = Tr
         conn.executemany('INSERT INTO runs (id, task, model, params, "trigger", status, sim_day, created_at,'
                          ' started_at, finished_at, output, error, attempt, pid) VALUES'
                          ' (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', run_rows)
+
+
+def x_ticks(page, chart: str) -> list[str]:
+    """The labels of the x axis of the bqplot chart matched by the CSS selector ``chart``."""
+    return page.evaluate("(c) => [...document.querySelectorAll(c + ' .axis')][0] ? [...[...document"
+                         ".querySelectorAll(c + ' .axis')][0].querySelectorAll('.tick text')].map(t => t.textContent)"
+                         " : []", chart)
+
+
+def assert_day_ticks(page, chart: str) -> None:
+    """The chart's date axis is ticked by days ("May 28"), one tick a day at most, never by hours ("06 AM")."""
+    ticks = [t for t in x_ticks(page, chart) if t]
+    assert ticks, f"no date ticks on {chart}"
+    assert len(ticks) == len(set(ticks)), (chart, ticks)
+    assert not [t for t in ticks if "AM" in t or "PM" in t or ":" in t], (chart, ticks)
+    assert all(len(t.split()) == 2 and t.split()[0] in
+               "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split() for t in ticks), (chart, ticks)

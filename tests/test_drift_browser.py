@@ -83,6 +83,7 @@ def test_the_chart_draws_each_models_target_psi_over_time(site):
     assert {"avg", "naive"} <= legend
     # two model lines and the two band limits
     page.wait_for_function("() => document.querySelectorAll('.m5-drift-chart .curve path.line').length === 4")
+    B.assert_day_ticks(page, ".m5-drift-chart")
 
 
 def test_choosing_a_model_shows_its_real_drift(site):

@@ -73,12 +73,6 @@ def legend(page) -> list[str]:
                          ".map(t => t.textContent)")
 
 
-def x_ticks(page, chart: str) -> list[str]:
-    return page.evaluate("(c) => [...document.querySelectorAll(c + ' .axis')][0] ? [...[...document"
-                         ".querySelectorAll(c + ' .axis')][0].querySelectorAll('.tick text')].map(t => t.textContent)"
-                         " : []", chart)
-
-
 def choose_node(page, level_label: str, search: str, node: str) -> float:
     """Pick a level, search, pick a node; returns the browser's ms from the pick to the redrawn chart."""
     page.select_option(".m5-explorer-level select", label=level_label)
@@ -144,12 +138,7 @@ def test_total_shows_actuals_backtests_and_the_latest_issue(site):
 def test_date_axes_show_days_not_hours(site):
     page = site["page"]
     for chart in (".m5-explorer-chart", ".m5-metric-chart", ".m5-forecast-chart", ".m5-totals-chart"):
-        ticks = [t for t in x_ticks(page, chart) if t]
-        assert ticks, f"no date ticks on {chart}"
-        assert len(ticks) == len(set(ticks)), (chart, ticks)  # one tick per day at most
-        assert not [t for t in ticks if "AM" in t or "PM" in t or ":" in t], (chart, ticks)
-        assert all(len(t.split()) == 2 and t.split()[0] in
-                   "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split() for t in ticks), (chart, ticks)
+        B.assert_day_ticks(page, chart)
 
 
 def test_a_store_node_is_the_sum_of_its_series_and_redraws_within_a_second(site):

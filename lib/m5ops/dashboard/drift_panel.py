@@ -14,7 +14,7 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
-from m5ops.dashboard.charts import two_dimensional
+from m5ops.dashboard.charts import set_date_ticks, two_dimensional
 from m5ops.dashboard.widgets import css
 from m5ops.data.schema import day_date, day_label
 from m5ops.evaluation.drift import SIGNIFICANT, STABLE
@@ -124,6 +124,7 @@ class DriftPanel:
             dates, values = two_dimensional(dates, list(values))
         with self.lines.hold_sync():
             self.lines.x, self.lines.y, self.lines.labels = dates, values, names
+        set_date_ticks(self.figure.axes[0], dates)
         if len(dates):
             ends = np.array([dates[0], dates[-1]])
             with self.limits.hold_sync():
