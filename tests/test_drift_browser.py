@@ -99,9 +99,13 @@ def test_choosing_a_model_shows_its_real_drift(site):
 
 def test_drift_recorded_while_the_page_is_open_shows_without_a_reload(site):
     page, today = site["page"], site["today"]
+    days_drawn = len(B.x_ticks(page, ".m5-drift-chart"))
     site["store"].record(today + 1, "naive", "v1", [_row("sales", 0.42, target=True)], (1, today - 28),
                          (today - 26, today + 1), "r-later")
     page.wait_for_function("() => { const r = document.querySelector('.m5-drift-row');"
                            " return r && r.classList.contains('m5-band-significant'); }", timeout=WAIT_MS)
+    # the chart's update is a message of its own: it gains the new day's tick
+    page.wait_for_function("(n) => document.querySelectorAll('.m5-drift-chart .axis')[0]"
+                           ".querySelectorAll('.tick text').length > n", arg=days_drawn, timeout=WAIT_MS)
     assert page.locator(".m5-drift-psi").first.text_content() == "0.420"
     B.screenshot(page, "drift-2-live")
