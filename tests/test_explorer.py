@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser as B  # noqa: E402
 
-from m5ops.dashboard.charts import date_ticks  # noqa: E402
+from m5ops.dashboard.charts import TOP_NOTE_Y, date_ticks  # noqa: E402
 from m5ops.dashboard.explorer_panel import ExplorerPanel  # noqa: E402
 from m5ops.dashboard.explorer_state import LATEST, ExplorerReader, issue_day_for, node_lines  # noqa: E402
 from m5ops.dashboard.state import WorkspaceReader  # noqa: E402
@@ -140,6 +140,7 @@ def test_empty_texts_say_why_and_when(home, tmp_path):
     train_version(WorkspaceData.open(empty), "naive")
     panel.update(reader.store.last_day(), reader.registry_data()["models"])
     assert panel.empty.text == "no issued forecast yet: the first issue comes with the next tick"
+    assert list(panel.empty.label.y) == [TOP_NOTE_Y]  # along the top: the actuals and backtests are drawn
     assert panel.marks["backtest"].labels == ["naive v1 backtest"]
 
 

@@ -215,4 +215,5 @@ def test_empty_charts_say_why_and_when_they_fill(empty_site):
     assert "no model has a version yet" in label(".m5-explorer-chart")
     assert "the first comes with" in label(".m5-metric-chart") or "each tick's evaluation" in label(".m5-metric-chart")
     assert "no issued forecast yet: the first issue comes with the next tick" in label(".m5-forecast-chart")
+    assert "no drift recorded yet: each tick's evaluation records it" in label(".m5-drift-chart")
     B.screenshot(page, "explorer-empty")

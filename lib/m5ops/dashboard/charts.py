@@ -82,21 +82,29 @@ def set_date_ticks(axis: bq.Axis, *date_arrays) -> None:
         axis.visible = True
 
 
-class EmptyNote:
-    """A line of text in the middle of a chart saying why it is empty and when it will fill; hidden otherwise.
+MIDDLE_NOTE_Y, TOP_NOTE_Y = 0.55, 0.95  # where an EmptyNote sits, on its chart's 0..1 height
 
-    A ``Label`` mark on its own 0..1 scales, so it stays put whatever the data's scales do.
+
+class EmptyNote:
+    """A line of text in a chart saying why it is empty and when it will fill; hidden otherwise.
+
+    A ``Label`` mark on its own 0..1 scales, so it stays put whatever the data's scales do: in
+    the middle of an empty chart, along its top when part of it is drawn (``over_data``: the
+    actuals are there, the forecasts not yet), where it covers no line.
     """
 
     def __init__(self, figure: bq.Figure, cls: str = "m5-empty-note"):
         scales = {"x": bq.LinearScale(min=0.0, max=1.0), "y": bq.LinearScale(min=0.0, max=1.0)}
-        self.label = bq.Label(x=[0.5], y=[0.55], scales=scales, text=[""], align="middle", default_size=14,
+        self.label = bq.Label(x=[0.5], y=[MIDDLE_NOTE_Y], scales=scales, text=[""], align="middle", default_size=14,
                               font_weight="normal", colors=["#666666"], apply_clip=False)
         self.figure, self.text, self.cls = figure, "", cls
         figure.marks = [*figure.marks, self.label]
 
-    def show(self, text: str) -> None:
-        """Say ``text`` in the chart (empty: say nothing)."""
+    def show(self, text: str, over_data: bool = False) -> None:
+        """Say ``text`` in the chart (empty: say nothing), along its top if ``over_data``."""
+        height = [TOP_NOTE_Y if over_data else MIDDLE_NOTE_Y]
+        if list(self.label.y) != height:
+            self.label.y = height
         if text != self.text:
             self.text = text
             self.label.text = [text]

@@ -14,7 +14,7 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
-from m5ops.dashboard.charts import set_date_ticks, two_dimensional
+from m5ops.dashboard.charts import EmptyNote, set_date_ticks, two_dimensional
 from m5ops.dashboard.widgets import css
 from m5ops.data.schema import day_date, day_label
 from m5ops.evaluation.drift import SIGNIFICANT, STABLE
@@ -24,6 +24,7 @@ from m5ops.stores.layout import Workspace
 
 BAND_COLOURS = {"stable": "#228833", "moderate": "#ee7733", "significant": "#cc3311", "-": "#777777"}
 LINE_COLOURS = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb", "#000000"]
+NO_DRIFT = "no drift recorded yet: each tick's evaluation records it, the first with the next tick"
 TABLE_STYLE = ("<style>.m5-drift-table td,.m5-drift-table th{padding:2px 8px;text-align:left;"
                "border-bottom:1px solid #eee;font-size:12px}</style>")
 
@@ -85,6 +86,8 @@ class DriftPanel:
                                     animation_duration=0, legend_location="top-right",
                                     fig_margin={"top": 40, "bottom": 45, "left": 65, "right": 160},
                                     layout=w.Layout(width="100%", height="300px")), "m5-drift-chart")
+        self.empty = EmptyNote(self.figure)
+        self.empty.show(NO_DRIFT)
         self.model.observe(lambda _: self._draw_table(), names="value")
         self.widget = css(w.VBox([w.HTML("<div class='m5-heading'>Drift against each version's training window</div>"),
                                   self.model, self.table, self.figure]), "m5-drift-panel")
@@ -125,6 +128,7 @@ class DriftPanel:
         with self.lines.hold_sync():
             self.lines.x, self.lines.y, self.lines.labels = dates, values, names
         set_date_ticks(self.figure.axes[0], dates)
+        self.empty.show("" if len(dates) else NO_DRIFT)
         if len(dates):
             ends = np.array([dates[0], dates[-1]])
             with self.limits.hold_sync():

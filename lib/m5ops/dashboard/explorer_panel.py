@@ -292,7 +292,7 @@ class ExplorerPanel:
             with self.points.hold_sync():
                 self.points.x, self.points.y, self.points.names = px, py, names
             set_date_ticks(self.figure.axes[0], *all_dates)
-            self.empty.show(self._empty_text(lines))
+            self.empty.show(self._empty_text(lines), over_data=bool(lines))
             self.figure.title = f"{node_title(self.node)}: actuals, backtests and forecasts"
         self._set_note(self._note_text(lines))
         legend = legend_html(lines, self.order)

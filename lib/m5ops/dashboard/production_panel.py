@@ -25,7 +25,7 @@ from m5ops.stores.layout import Workspace
 
 ACTOR = "dashboard"
 CELL = "display:inline-block;overflow:hidden;white-space:nowrap;vertical-align:middle;width:{}px"
-COLUMNS = [("model", 150), ("version", 70), ("role", 90), ("live WRMSSE", 110), ("windows", 70),
+COLUMNS = [("model", 150), ("version", 70), ("role", 90), ("live WRMSSE", 140), ("windows", 70),
            ("backtest WRMSSE", 135)]
 TABLE_STYLE = ("<style>.m5-audit-table td,.m5-audit-table th,.m5-lineage-table td,.m5-lineage-table th"
                "{padding:2px 8px;text-align:left;border-bottom:1px solid #eee;font-size:12px;vertical-align:top}"
@@ -199,7 +199,8 @@ class ForecastChart:
             self.forecast.x = pd.to_datetime(list(plot.forecast_dates)).to_numpy()
             self.forecast.y = np.asarray(plot.forecast.get(label, ()), dtype=float)
         set_date_ticks(self.figure.axes[0], self.actual.x, self.forecast.x)
-        self.empty.show("" if plot.forecast_dates else "no issued forecast yet: the first issue comes with the next tick")
+        self.empty.show("" if plot.forecast_dates else "no issued forecast yet: the first issue comes with the next tick",
+                        over_data=bool(plot.actual_dates))
         self.note.value = (f"<small>{html.escape(plot.model)} {html.escape(plot.version)}, issued on"
                            f" {day_label(plot.issue_day)}</small>" if plot.forecast_dates else
                            "<small class='m5-no-forecast'>no forecast issued yet: the daily issue stores one"
