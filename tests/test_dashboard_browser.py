@@ -136,7 +136,9 @@ def test_pause_shows_the_model_paused_and_the_runner_skips_it(site):
     page, home = site["page"], site["home"]
     row(page, "fresh").locator(".m5-toggle").click()
     wait_cell(page, "fresh", "state", "paused")
-    assert row(page, "fresh").locator(".m5-toggle").text_content() == "Resume"
+    # the button is a widget of its own, relabelled by a message of its own
+    page.wait_for_function("() => { const b = document.querySelector('.m5-model-fresh .m5-toggle');"
+                           " return b && b.textContent === 'Resume'; }", timeout=WAIT_MS, polling=100)
     assert "m5-state-paused" in row(page, "fresh").get_attribute("class")
     message(page, "paused fresh")
     B.screenshot(page, "dashboard-6-paused")
