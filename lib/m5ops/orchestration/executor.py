@@ -199,7 +199,7 @@ def execute(task: str, params: dict, output: Path, timeout_s: float = 3600.0, ni
         with _RUNNING_LOCK:
             _RUNNING.pop(run_id, None)
         if kernel is not None:
-            kernel.discard_soon()  # one run per kernel, whatever happened; reaped off the run's path
+            kernel.discard()  # one run per kernel, whatever happened
     duration = time.monotonic() - started
     if error and "timed out" in error:
         _note_in_notebook(output, error)
