@@ -43,6 +43,29 @@ def cluster_client():
                          f" {SCHEDULER_ENV}=tcp://HOST:8786, or train with distributed=false") from None
 
 
+def spread_over_workers(client, frame):
+    """``frame`` computed on the cluster, its partitions dealt to the workers in turn (0, 1, 0, 1, ...).
+
+    Each worker of a distributed LightGBM fit builds the histogram bins of some features from its
+    own rows only, so which days land where changes the model. Left to the scheduler, whole runs
+    of consecutive days went to one worker (up to a half-year each on two workers), and the fit
+    came out 0-4% off the local one from run to run; dealt in turn, every worker holds days from
+    the whole window, and the fit stays within about 1% of the local one (measured on the real
+    slice, two workers: which worker ranks first and the order it joins its parts still vary).
+    """
+    import dask.dataframe as dd
+
+    addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    parts = frame.to_delayed()
+    placed = [None] * len(parts)
+    for turn, address in enumerate(addresses):
+        mine = range(turn, len(parts), len(addresses))
+        computed = client.compute([parts[i] for i in mine], workers=[address], allow_other_workers=False)
+        for i, future in zip(mine, computed):
+            placed[i] = future
+    return dd.from_delayed(placed, meta=frame._meta, verify_meta=False)
+
+
 def fit_distributed(model, train, progress):
     """``ForecastModel.fit`` for a distributed LightGBM: ``train`` is a Dask (or pandas) frame of the window."""
     require("lightgbm.dask", "lightgbm>=4.3 'm5ops[dask]'")
@@ -60,7 +83,7 @@ def fit_distributed(model, train, progress):
         missing = [c for c in ["day", TARGET, *model.inputs] if c not in train.columns]
         if missing:
             raise ModelError(f"the training frame lacks column(s) {missing}; read it with FeatureStore.to_dask")
-        train = client.persist(train[["day", TARGET, *model.inputs]])
+        train = spread_over_workers(client, train[["day", TARGET, *model.inputs]])
         rows, first, last, low = client.compute([train.shape[0], train["day"].min(), train["day"].max(),
                                                  train[TARGET].min()], sync=True)
         if not rows:
