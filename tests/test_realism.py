@@ -65,3 +65,30 @@ def test_each_models_wrmsse_relative_to_seasonal_naive_is_kept_within_ten_percen
     table = realism.table().round(3).to_string()
     for seed in SEEDS:
         assert realism.worst_relative_change(seed) <= bench_realism.RATIO_TOLERANCE, f"seed {seed}:\n{table}"
+
+
+
+def test_the_summary_over_windows_compares_each_models_mean_ratio_and_ranks_the_means():
+    import pandas as pd
+
+    models = ["lightgbm", "seasonal-naive", "moving-average"]
+
+    def window(real, simulated):  # each model's WRMSSE, real and on one simulated window
+        return bench_realism.Realism(pd.Series(real, index=models), pd.DataFrame({0: simulated}, index=models))
+
+    # the moving average 20% better than sNaive on one real window, 30% worse on the other: 0.9 and 1.3 simulated
+    windows = bench_realism.Windows({1913: window([0.7, 1.0, 0.8], [0.6, 1.0, 0.9]),
+                                     1885: window([0.6, 1.0, 1.3], [0.8, 1.0, 1.3])})
+    table = windows.table()
+    assert table.loc["moving-average", ["real_mean", "real_min", "real_max", "sim_mean"]].tolist() == pytest.approx(
+        [1.05, 0.8, 1.3, 1.1])
+    assert table.loc["moving-average", "change_of_means"] == pytest.approx(1.1 / 1.05 - 1)
+    assert table.loc["moving-average", ["window_change_min", "window_change_max"]].tolist() == pytest.approx(
+        [0.0, 0.9 / 0.8 - 1])
+    assert table.loc["lightgbm", "change_of_means"] == pytest.approx(0.7 / 0.65 - 1)
+    assert windows.worst_change_of_means() == pytest.approx(0.7 / 0.65 - 1)  # lightgbm's 7.7% over MA's 4.8%
+    assert windows.same_ranking_of_means()  # lightgbm < sNaive < moving average, real and simulated
+
+    swapped = bench_realism.Windows({1913: window([0.7, 1.0, 1.2], [1.1, 1.0, 0.9])})
+    assert not swapped.same_ranking_of_means()
+    assert swapped.worst_change_of_means() == pytest.approx(1.1 / 0.7 - 1)
