@@ -46,9 +46,11 @@ def test_the_learned_models_wrmsse_relative_to_seasonal_naive_is_kept_within_ten
         assert (change <= bench_realism.RATIO_TOLERANCE).all(), f"seed {seed}:\n{change}\n{realism.table().round(3)}"
 
 
-# Not met yet (see bench/README.md, bench_realism.py): the two learned models, 1.6% apart on the
-# real window, swap on the simulated one, and the moving average lands 1% below sNaive (real:
-# 12% above), 11-12% off its real ratio. strict: once they pass, the marks must go.
+# Not met on this window (see bench/README.md, bench_realism.py): the two learned models, 1.6% apart
+# on the real window, swap on the simulated one, and the moving average lands 1% below sNaive (real:
+# 12% above), 11-12% off its real ratio. Over seven windows (bench_realism.py --cutoffs) the means
+# rank alike and lie within 6%, while single windows miss by up to 28% either way: the window after
+# d_1913 is one draw of many (--spread). strict: once they pass, the marks must go.
 @pytest.mark.real_data
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="simulated days do not yet rank the models exactly as the real ones")
