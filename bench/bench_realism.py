@@ -96,9 +96,10 @@ class Windows:
 
     Real 28-day windows differ from each other by more than the 10% asked of one simulated
     window (the moving average's WRMSSE/sNaive on the real slice runs 0.83-1.29 over the 26
-    windows after d_1213, d_1241, ..., d_1913), and a simulator fitted on the history cannot know which way the next
-    real window will go. What it must not do is lean one way: over the windows, each model's
-    mean WRMSSE/sNaive on simulated days against its mean on the real ones.
+    windows after d_1213, d_1241, ..., d_1913: ``--spread``), and a simulator fitted on the
+    history cannot know which way the next real window will go. What it must not do is lean one
+    way: over the windows, each model's mean WRMSSE/sNaive on simulated days against its mean on
+    the real ones.
     """
 
     results: dict[int, Realism]  # cutoff -> the measure of the 28 days after it
@@ -189,26 +190,44 @@ def baseline_spread(folder: Path, workdir: Path, cutoffs: list[int]) -> pd.DataF
     """The baselines' WRMSSE on the real 28 days after each cutoff, and the moving average's over seasonal naive's.
 
     No model is trained and nothing simulated: how much real windows differ from one another in
-    the ratio the realism target holds to 10%. The forecasts are the default baselines' own:
-    seasonal naive repeats the last week, the moving average the mean of the last 28 days.
+    the ratio the realism target holds to 10%. The forecasts are the default baselines' own
+    (``SeasonalNaiveModel``, ``MovingAverageModel``), from the 28 days before the window.
     """
     import numpy as np
 
     from m5ops.data.store import DayStore
+    from m5ops.models.base import ForecastInput
+    from m5ops.models.baselines import MovingAverageModel, SeasonalNaiveModel
     from m5ops.pipeline.scales import wrmsse_at
 
     home = workdir / "whole"
     init_workspace(home, InitOptions(source="m5", m5_dir=str(folder), start_day=LAST_DAY, progress=False))
-    workspace, store = Workspace(home), DayStore(Workspace(home).data_dir)
+    workspace = Workspace(home)
+    store = DayStore(workspace.data_dir)
+    nothing = pd.DataFrame(columns=["series", "day", "sales"])  # the baselines learn nothing
+    models = {BASELINE: SeasonalNaiveModel().fit(nothing), "moving-average": MovingAverageModel().fit(nothing)}
+    n = store.n_series()
     rows = []
     for cutoff in cutoffs:
-        wrmsse = wrmsse_at(workspace, cutoff, store=store)
         history, _ = store.read_matrix(cutoff - WINDOW + 1, cutoff)
         actual, _ = store.read_matrix(cutoff + 1, cutoff + WINDOW)
-        naive = float(wrmsse.score(actual, np.tile(history[:, -7:], WINDOW // 7)))
-        average = float(wrmsse.score(actual, np.repeat(history.mean(axis=1, keepdims=True), WINDOW, axis=1)))
-        rows.append({"cutoff": cutoff, BASELINE: naive, "moving-average": average, "ratio": average / naive})
+        window = pd.DataFrame({"series": np.repeat(np.arange(n), WINDOW),
+                               "day": np.tile(np.arange(WINDOW), n) + cutoff + 1})
+        inp = ForecastInput(window, history, cutoff + 1)
+        wrmsse = wrmsse_at(workspace, cutoff, store=store)
+        scores = {name: float(wrmsse.score(actual, forecast_matrix(model, inp, n))) for name, model in models.items()}
+        rows.append({"cutoff": cutoff, **scores, "ratio": scores["moving-average"] / scores[BASELINE]})
     return pd.DataFrame(rows)
+
+
+def report_spread(spread: pd.DataFrame) -> None:
+    """Print the baselines on each real window and how far the ratio spreads."""
+    print_table(spread.to_dict("records"), columns=["cutoff", BASELINE, "moving-average", "ratio"],
+                title="WRMSSE of the baselines on real 28-day windows (ratio: moving average / seasonal naive)")
+    ratio, last = spread["ratio"], spread["ratio"].iloc[-1]
+    print(f"\nmoving average / seasonal naive over {len(ratio)} real windows: median {ratio.median():.3f},"
+          f" {ratio.min():.3f}..{ratio.max():.3f}, standard deviation {ratio.std():.3f}; after"
+          f" d_{spread['cutoff'].iloc[-1]}: {last:.3f} (higher than {(ratio < last).mean():.0%} of them)")
 
 
 def report(result: Realism) -> bool:
@@ -271,13 +290,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="m5ops-bench-realism-", dir=args.dir))
     try:
         if args.spread:
-            spread = baseline_spread(folder, tmp, list(range(1213, CUTOFF + 1, WINDOW)))
-            print_table(spread.to_dict("records"), columns=["cutoff", BASELINE, "moving-average", "ratio"],
-                        title="WRMSSE of the baselines on real 28-day windows (ratio: moving average / seasonal naive)")
-            ratio = spread["ratio"]
-            print(f"\nmoving average / seasonal naive over {len(ratio)} real windows: median {ratio.median():.3f},"
-                  f" {ratio.min():.3f}..{ratio.max():.3f}, standard deviation {ratio.std():.3f}; after"
-                  f" d_{CUTOFF}: {ratio.iloc[-1]:.3f} (higher than {(ratio < ratio.iloc[-1]).mean():.0%} of them)")
+            report_spread(baseline_spread(folder, tmp, list(range(1213, CUTOFF + 1, WINDOW))))
             return 0
         results, met = {}, []
         for cutoff in args.cutoffs:
